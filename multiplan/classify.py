@@ -1,0 +1,70 @@
+"""Classification through crosswalk tables into 用地用海分类, keeping the original codes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from multiplan.errors import InputError
+from multiplan.specs import Crosswalk, LayerSpec, unified_classes
+
+
+def find_field(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    """The first of ``candidates`` present in ``columns``, compared case-insensitively."""
+    lower = {c.lower(): c for c in columns}
+    for cand in candidates:
+        if cand.lower() in lower:
+            return lower[cand.lower()]
+    return None
+
+
+def class_field_for(spec: LayerSpec, columns: list[str], override: str | None, file_name: str) -> str:
+    """The name of the class field in a file: ``override`` when given, else the spec's name or aliases."""
+    candidates = (override,) if override else spec.class_candidates
+    found = find_field(columns, candidates)
+    if found is None:
+        raise InputError("class_field_missing", file=file_name, tried=", ".join(candidates),
+                         fields=", ".join(columns))
+    return found
+
+
+def normalise_codes(values: pd.Series, known: set[str]) -> pd.Series:
+    """Codes as text: numbers without '.0', and zero-padded back when the table knows the padded code."""
+    def one(v: object) -> str | None:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        text = str(v).strip()
+        if not text:
+            return None
+        if text not in known and text.isdigit():
+            for width in (2, 3, 4, 6):
+                if len(text) < width and text.zfill(width) in known:
+                    return text.zfill(width)
+        return text
+    uniques = {v: one(v) for v in pd.unique(values.astype(object))}
+    return pd.Series([uniques[v] for v in values.astype(object)], index=values.index, dtype=object)
+
+
+def classify(codes: pd.Series, crosswalk: Crosswalk) -> tuple[pd.Series, pd.Series, Counter]:
+    """Unified codes and match kinds for original ``codes``; unknown codes counted, never dropped.
+
+    An ambiguous one-to-many row gives its targets joined by '|' (e.g. GB 50137 E2 -> '01|02|03|04').
+    """
+    table = crosswalk.lookup()
+    unified = pd.Series([table[c].unified_code if c in table else None for c in codes], dtype=object)
+    match = pd.Series([table[c].match if c in table else ("missing" if c is None else "unknown")
+                       for c in codes], dtype=object)
+    unknown = Counter(str(c) for c, m in zip(codes, match, strict=True) if m in ("unknown", "missing"))
+    return unified, match, unknown
+
+
+def class_name(code: str | None, lang: str = "zh") -> str:
+    """Display name of a unified code (or of each part of an ambiguous one)."""
+    if not code:
+        return "未知" if lang == "zh" else "unknown"
+    classes = unified_classes()
+    return " | ".join(classes[c].name(lang) if c in classes else c for c in code.split("|"))

@@ -1,0 +1,368 @@
+"""The only code that opens plan files: find the dataset, its encoding and CRS, read it in chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import struct
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyogrio.raw
+import pyproj
+import shapely
+
+from multiplan.archive import safe_extract
+from multiplan.config import ArchiveLimits
+from multiplan.crs import CRSChoice, detect_crs, parse_prj_text
+from multiplan.errors import CRSError, InputError
+
+_DATASET_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json")
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf")
+
+# .cpg spellings seen in the wild -> Python codec names
+_CPG_ALIASES = {"936": "gbk", "cp936": "gbk", "gb2312": "gbk", "gbk": "gbk", "gb18030": "gb18030",
+                "utf8": "utf-8", "utf-8": "utf-8", "65001": "utf-8", "big5": "big5", "950": "big5",
+                "ansi": "cp1252"}
+
+
+@dataclass
+class PlanSource:
+    """One dataset found in what the user gave, with how its encoding and CRS were decided."""
+
+    given: Path                   # the path the user gave (zip, .shp, .gpkg, .geojson)
+    dataset: Path                 # the dataset GDAL reads
+    driver: str                   # "ESRI Shapefile", "GPKG" or "GeoJSON"
+    layer: str | None = None
+    encoding: str | None = None
+    encoding_source: str = ""     # "cpg", "option", "detected", "format"
+    crs: CRSChoice | None = None
+    feature_count: int = 0
+    geometry_type: str = ""
+    fields: list[str] = field(default_factory=list)
+    deleted_records: list[int] = field(default_factory=list)  # 1-based .dbf record numbers
+    notes: list[str] = field(default_factory=list)           # announcements for the load report
+
+    @property
+    def name(self) -> str:
+        return self.given.name
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sidecar(shp: Path, ext: str) -> Path | None:
+    for cand in (shp.with_suffix(ext), shp.with_suffix(ext.upper())):
+        if cand.exists():
+            return cand
+    return None
+
+
+def _find_dataset(folder: Path, archive_name: str) -> Path:
+    found = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in _DATASET_SUFFIXES and p.is_file()]
+    if not found:
+        dbfs = [p for p in folder.rglob("*") if p.suffix.lower() == ".dbf"]
+        if dbfs:
+            raise InputError("missing_sidecar", file=f"{archive_name}:{dbfs[0].name}", ext=".shp")
+        raise InputError("zip_no_dataset", file=archive_name)
+    if len(found) > 1:
+        raise InputError("zip_many_datasets", file=archive_name,
+                         names=", ".join(str(p.relative_to(folder)) for p in found))
+    return found[0]
+
+
+def _dbf_header(dbf: Path) -> tuple[int, int, int, int]:
+    """(record count, header length, record length, language driver id) of a .dbf."""
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+    if len(head) < 32:
+        raise InputError("read_failed", file=dbf.name, detail="the .dbf header is truncated")
+    nrec, hlen, rlen = struct.unpack("<IHH", head[4:12])
+    return nrec, hlen, rlen, head[29]
+
+
+def _shape_count(shx: Path) -> int:
+    return max(0, (shx.stat().st_size - 100) // 8)
+
+
+def _deleted_records(dbf: Path, nrec: int, hlen: int, rlen: int) -> list[int]:
+    if nrec == 0 or rlen == 0:
+        return []
+    data = np.memmap(dbf, dtype=np.uint8, mode="r")
+    flags = data[hlen: hlen + nrec * rlen: rlen]
+    return (np.flatnonzero(flags == ord("*")) + 1).tolist()
+
+
+def _dbf_text_sample(dbf: Path, hlen: int, rlen: int, nrec: int, limit: int = 2_000_000) -> bytes:
+    with open(dbf, "rb") as fh:
+        fh.seek(hlen)
+        return fh.read(min(nrec * rlen, limit))
+
+
+def detect_text_encoding(raw: bytes) -> str | None:
+    """UTF-8 if the bytes decode as UTF-8, else GBK (GB18030) if they decode as that, else None.
+
+    ASCII-only text returns "utf-8": both readings agree.
+    """
+    try:
+        raw.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        raw.decode("gb18030")
+        return "gbk"
+    except UnicodeDecodeError:
+        return None
+
+
+def _cpg_encoding(text: str) -> str | None:
+    value = text.strip().lstrip("\ufeff").lower()
+    if not value or "<" in value[:200] or len(value) > 40:
+        return None
+    value = value.replace("ansi ", "").replace("windows-", "").replace("cp", "").strip() or "ansi"
+    name = _CPG_ALIASES.get(value) or _CPG_ALIASES.get("cp" + value)
+    if name is None and value.isdigit():
+        name = f"cp{value}"
+    if name is None:
+        name = value
+    try:
+        "".encode(name)
+    except LookupError:
+        return None
+    return name
+
+
+def _read_text(path: Path) -> str:
+    return path.read_bytes()[:100_000].decode("utf-8", errors="replace")
+
+
+def _prepare_shapefile(src: PlanSource, workdir: Path, encoding: str | None) -> None:
+    shp = src.dataset
+    dbf = _sidecar(shp, ".dbf")
+    if dbf is None:
+        raise InputError("missing_sidecar", file=src.name if src.given == shp else f"{src.name}:{shp.name}", ext=".dbf")
+    shx = _sidecar(shp, ".shx")
+    if shx is None:
+        # Restore the index in a private copy so the user's folder is never written to.
+        copy_dir = workdir / "shx"
+        copy_dir.mkdir(exist_ok=True)
+        for part in shp.parent.glob(shp.stem + ".*"):
+            shutil.copy2(part, copy_dir / part.name)
+        shp = src.dataset = copy_dir / shp.name
+        dbf = _sidecar(shp, ".dbf")
+        with pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES"}), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pyogrio.read_info(shp)
+        shx = _sidecar(shp, ".shx")
+        if shx is None:
+            raise InputError("missing_sidecar", file=src.name, ext=".shx")
+        src.notes.append("index_restored")
+    assert dbf is not None
+    nrec, hlen, rlen, _ldid = _dbf_header(dbf)
+    shapes = _shape_count(shx)
+    if nrec < shapes or (nrec > shapes and shapes > 0):
+        raise InputError("dbf_short", file=src.name, records=nrec, shapes=shapes)
+    src.deleted_records = _deleted_records(dbf, nrec, hlen, rlen)
+    if encoding:
+        src.encoding, src.encoding_source = encoding, "option"
+        return
+    cpg = _sidecar(shp, ".cpg")
+    if cpg is not None:
+        from_cpg = _cpg_encoding(_read_text(cpg))
+        if from_cpg:
+            src.encoding, src.encoding_source = from_cpg, "cpg"
+            return
+        src.notes.append("cpg_unusable")
+    detected = detect_text_encoding(_dbf_text_sample(dbf, hlen, rlen, nrec))
+    if detected is None:
+        raise InputError("bad_encoding", file=src.name, encoding="UTF-8/GBK",
+                         detail="the attribute text is neither UTF-8 nor GBK")
+    src.encoding, src.encoding_source = detected, "detected"
+
+
+def _file_crs(src: PlanSource, info_crs: str | None) -> pyproj.CRS | None:
+    if src.driver == "ESRI Shapefile":
+        prj = _sidecar(src.dataset, ".prj")
+        if prj is None:
+            src.notes.append("prj_missing")
+            return None
+        crs = parse_prj_text(_read_text(prj))
+        if crs is None:
+            src.notes.append("prj_unusable")
+        return crs
+    return pyproj.CRS.from_user_input(info_crs) if info_crs else None
+
+
+def open_plan_source(path: str | Path, workdir: Path, *, source_layer: str | None = None,
+                     encoding: str | None = None, crs: pyproj.CRS | None = None,
+                     limits: ArchiveLimits | None = None) -> PlanSource:
+    """Find and inspect the dataset in ``path``; unpack archives into ``workdir``.
+
+    Raises :class:`InputError` (or a subclass) naming the file when it cannot be read as a plan.
+    """
+    given = Path(path)
+    if not given.exists():
+        raise InputError("file_not_found", file=str(given))
+    if given.is_file() and given.stat().st_size == 0:
+        raise InputError("file_empty", file=given.name)
+    suffix = given.suffix.lower()
+    if suffix == ".zip":
+        unpack = workdir / "unzipped"
+        unpack.mkdir()
+        safe_extract(given, unpack, limits or ArchiveLimits())
+        dataset = _find_dataset(unpack, given.name)
+    elif suffix in _DATASET_SUFFIXES:
+        dataset = given
+    elif suffix in (".dbf", ".shx"):
+        if _sidecar(given, ".shp") is None:
+            raise InputError("missing_sidecar", file=given.name, ext=".shp")
+        dataset = _sidecar(given, ".shp")
+    else:
+        with open(given, "rb") as fh:
+            magic = fh.read(4)
+        if magic.startswith(b"PK"):
+            raise InputError("unsupported_format", file=given.name)
+        raise InputError("unsupported_format", file=given.name)
+    assert dataset is not None
+    ds_suffix = dataset.suffix.lower()
+    driver = {".shp": "ESRI Shapefile", ".gpkg": "GPKG"}.get(ds_suffix, "GeoJSON")
+    src = PlanSource(given=given, dataset=dataset, driver=driver)
+    if driver == "ESRI Shapefile":
+        _prepare_shapefile(src, workdir, encoding)
+    else:
+        src.encoding, src.encoding_source = (encoding, "option") if encoding else ("utf-8", "format")
+    if driver == "GPKG":
+        try:
+            names = [str(n) for n in pyogrio.list_layers(src.dataset)[:, 0]]
+        except Exception as exc:  # GDAL raises several types for a broken file
+            raise InputError("read_failed", file=src.name, detail=str(exc)) from exc
+        if source_layer is None:
+            if len(names) != 1:
+                raise InputError("gpkg_layer_choice", file=src.name, names=", ".join(names))
+            source_layer = names[0]
+        elif source_layer not in names:
+            raise InputError("gpkg_layer_missing", file=src.name, name=source_layer, names=", ".join(names))
+        src.layer = source_layer
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            info = pyogrio.read_info(src.dataset, layer=src.layer, encoding=src.encoding
+                                     if driver == "ESRI Shapefile" else None, force_feature_count=True)
+    except Exception as exc:
+        raise InputError("read_failed", file=src.name, detail=str(exc).splitlines()[0]) from exc
+    src.notes.extend(_gdal_notes(caught))
+    src.feature_count = int(info["features"])
+    src.geometry_type = str(info["geometry_type"])
+    src.fields = [str(f) for f in info["fields"]]
+    if src.feature_count == 0:
+        raise InputError("no_features", file=src.name)
+    if crs is not None:
+        src.crs = CRSChoice(crs, "option")
+    else:
+        file_crs = _file_crs(src, info["crs"])
+        if file_crs is not None:
+            src.crs = CRSChoice(file_crs, "prj" if driver == "ESRI Shapefile" else "file")
+        elif driver == "GeoJSON":
+            src.crs = CRSChoice(pyproj.CRS.from_epsg(4490), "format", "GeoJSON coordinates are lon/lat")
+        else:
+            bounds = tuple(float(b) for b in info["total_bounds"])
+            choice = detect_crs(bounds)  # type: ignore[arg-type]
+            if choice is None:
+                raise CRSError("crs_unknown", file=src.name,
+                               detail=f"no usable .prj, and the coordinates {_fmt_bounds(bounds)} match no CGCS2000 zone")
+            src.crs = choice
+    return src
+
+
+def _fmt_bounds(b: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in b) + ")"
+
+
+def _gdal_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    notes = []
+    for w in caught:
+        text = str(w.message).splitlines()[0]
+        if "Measured (M)" in text:
+            notes.append("m_dropped")
+        elif "Non closed ring" in text:
+            notes.append("unclosed_ring")
+        else:
+            notes.append(f"gdal: {text}")
+    return sorted(set(notes), key=notes.index)
+
+
+@dataclass
+class RawChunk:
+    """Features as read: 1-based feature numbers, geometries (None where unreadable), attributes."""
+
+    feature_no: np.ndarray
+    geometry: np.ndarray
+    attributes: pd.DataFrame
+    unreadable: list[int]          # feature numbers whose geometry type shapely cannot hold
+    unclosed: list[int]            # feature numbers whose rings had to be closed
+
+
+def _decode_wkb(wkb: np.ndarray, feature_no: np.ndarray) -> tuple[np.ndarray, list[int], list[int]]:
+    geoms = np.empty(len(wkb), dtype=object)
+    unreadable: list[int] = []
+    unclosed: list[int] = []
+    try:
+        geoms[:] = shapely.from_wkb(wkb, on_invalid="raise")
+        return geoms, unreadable, unclosed
+    except shapely.errors.GEOSException:
+        pass
+    for i, blob in enumerate(wkb):
+        if blob is None:
+            geoms[i] = None
+            continue
+        try:
+            geoms[i] = shapely.from_wkb(blob, on_invalid="raise")
+        except shapely.errors.GEOSException as exc:
+            fixed = shapely.from_wkb(blob, on_invalid="fix") if "closed" in str(exc) else None
+            if fixed is not None:
+                geoms[i] = fixed
+                unclosed.append(int(feature_no[i]))
+            else:
+                geoms[i] = None
+                unreadable.append(int(feature_no[i]))
+    return geoms, unreadable, unclosed
+
+
+def read_chunks(src: PlanSource, chunk_size: int = 50_000) -> Iterator[RawChunk]:
+    """Read the dataset in chunks of ``chunk_size`` features, 2-D, curves linearised."""
+    enc = src.encoding if src.driver == "ESRI Shapefile" else None
+    start = 0
+    while start < src.feature_count:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                meta, fids, wkb, values = pyogrio.raw.read(
+                    src.dataset, layer=src.layer, encoding=enc, force_2d=True, skip_features=start,
+                    max_features=chunk_size, return_fids=True)
+        except UnicodeDecodeError as exc:
+            raise InputError("bad_encoding", file=src.name, encoding=src.encoding, detail=str(exc)) from exc
+        except Exception as exc:
+            raise InputError("read_failed", file=src.name, detail=str(exc).splitlines()[0]) from exc
+        for note in _gdal_notes(caught):
+            if note not in src.notes:
+                src.notes.append(note)
+        if len(wkb) == 0:
+            break
+        # shapefile fids are 0-based record numbers; others are 1-based or arbitrary
+        feature_no = (np.asarray(fids, dtype=np.int64) + 1) if src.driver == "ESRI Shapefile" else (
+            np.arange(start + 1, start + len(wkb) + 1))
+        geoms, unreadable, unclosed = _decode_wkb(wkb, feature_no)
+        attrs = pd.DataFrame({str(name): col for name, col in zip(meta["fields"], values, strict=True)})
+        yield RawChunk(feature_no, geoms, attrs, unreadable, unclosed)
+        start += len(wkb)

@@ -1,0 +1,180 @@
+"""The store interface shared by the embedded GeoPackage and PostGIS back-ends."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import geopandas as gpd
+
+from multiplan.specs import LAYER_IDS
+
+#: Columns of every plan-feature table, besides the geometry (name, SQL type in PostGIS, in SQLite).
+FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("version", "integer", "INTEGER"),
+    ("feature_no", "integer", "INTEGER"),
+    ("feature_key", "text", "TEXT"),
+    ("orig_code", "text", "TEXT"),
+    ("ydyh_code", "text", "TEXT"),
+    ("ydyh_match", "text", "TEXT"),
+    ("zone_code", "text", "TEXT"),
+    ("xzqdm", "text", "TEXT"),
+    ("level", "text", "TEXT"),
+    ("corridor_m", "double precision", "REAL"),
+    ("area_m2", "double precision", "REAL"),
+    ("length_m", "double precision", "REAL"),
+    ("attrs", "jsonb", "TEXT"),
+)
+FEATURE_COLUMN_NAMES = tuple(c[0] for c in FEATURE_COLUMNS)
+#: OGR geometry type names of the stored layers, by spec geometry.
+GEOMETRY_TYPES = {"polygon": "MultiPolygon", "line": "MultiLineString", "point": "MultiPoint"}
+
+VERSION_STATUS_COMMITTED = "committed"
+
+
+def feature_table(layer_id: str) -> str:
+    """The table holding a layer's features; layer ids come from the fixed list, never from users."""
+    if layer_id not in LAYER_IDS:
+        raise ValueError(f"unknown layer id {layer_id!r}")
+    return f"plan_{layer_id}"
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def current_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class PlanVersion:
+    """One immutable, committed load of a layer."""
+
+    layer: str
+    version: int
+    label: str
+    source_name: str
+    source_sha256: str
+    loaded_at: str
+    loaded_by: str
+    status: str
+    n_read: int
+    n_loaded: int
+    n_rejected: int
+    crs: str
+    crs_guessed: bool
+    encoding: str
+    encoding_guessed: bool
+    report: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    layer: str | None
+    version: int | None
+    detail: dict[str, Any]
+
+
+@dataclass
+class LoadMeta:
+    """What a load knows before it writes: used for the version record and the audit entry."""
+
+    layer: str
+    label: str
+    source_name: str
+    source_sha256: str
+    actor: str = field(default_factory=current_actor)
+
+
+class LoadSession(ABC):
+    """Staged features of one load. Nothing is visible until :meth:`commit`."""
+
+    @abstractmethod
+    def write(self, frame: gpd.GeoDataFrame) -> None:
+        """Stage a chunk of normalised features (FEATURE_COLUMNS minus version, plus geometry)."""
+
+    @abstractmethod
+    def commit(self, summary: dict[str, Any]) -> PlanVersion:
+        """Assign the next version number, publish the features, write version and audit records."""
+
+    @abstractmethod
+    def abort(self, reason: str) -> None:
+        """Discard everything staged and write a failed-load audit record."""
+
+
+class PlanStore(ABC):
+    """Versioned plan layers, their metadata and the audit trail, in one place."""
+
+    url: str
+
+    @abstractmethod
+    def init(self) -> list[str]:
+        """Create or migrate the schema; return the migrations applied."""
+
+    @abstractmethod
+    def begin_load(self, meta: LoadMeta, geometry: str) -> LoadSession: ...
+
+    @abstractmethod
+    def versions(self, layer: str | None = None) -> list[PlanVersion]: ...
+
+    @abstractmethod
+    def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
+                      ) -> gpd.GeoDataFrame: ...
+
+    @abstractmethod
+    def audit_log(self, layer: str | None = None) -> list[AuditEntry]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def version(self, layer: str, number: int | None = None) -> PlanVersion:
+        """Version ``number`` of ``layer``; the newest when ``number`` is None."""
+        from multiplan.errors import NotFoundError
+
+        found = self.versions(layer)
+        if not found:
+            raise NotFoundError("no_versions", layer=layer)
+        if number is None:
+            return found[-1]
+        for v in found:
+            if v.version == number:
+                return v
+        raise NotFoundError("version_not_found", layer=layer, version=number)
+
+    def __enter__(self) -> PlanStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def version_from_row(row: dict[str, Any]) -> PlanVersion:
+    report = row.get("report_json") or "{}"
+    return PlanVersion(
+        layer=row["layer"], version=int(row["version"]), label=row["label"] or "",
+        source_name=row["source_name"], source_sha256=row["source_sha256"],
+        loaded_at=str(row["loaded_at"]), loaded_by=row["loaded_by"], status=row["status"],
+        n_read=int(row["n_read"]), n_loaded=int(row["n_loaded"]), n_rejected=int(row["n_rejected"]),
+        crs=row["crs"], crs_guessed=bool(row["crs_guessed"]), encoding=row["encoding"],
+        encoding_guessed=bool(row["encoding_guessed"]),
+        report=json.loads(report) if isinstance(report, str) else report,
+    )
+
+
+def audit_from_row(row: dict[str, Any]) -> AuditEntry:
+    detail = row["detail"]
+    return AuditEntry(int(row["id"]), str(row["at"]), row["actor"], row["action"], row["layer"],
+                      None if row["version"] is None else int(row["version"]),
+                      json.loads(detail) if isinstance(detail, str) else (detail or {}))

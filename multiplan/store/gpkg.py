@@ -1,0 +1,297 @@
+"""The embedded default store: one GeoPackage file that QGIS opens.
+
+Plan layers are GeoPackage feature tables written through pyogrio; metadata (versions, audit trail,
+schema migrations) live in ordinary attribute tables of the same file. A load is staged in a
+private GeoPackage and published in one SQLite transaction, so a failed or killed load leaves the
+store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from multiplan.errors import StorageError
+from multiplan.specs import LAYER_IDS, load_layer_specs
+from multiplan.store.base import (
+    FEATURE_COLUMNS,
+    GEOMETRY_TYPES,
+    VERSION_STATUS_COMMITTED,
+    AuditEntry,
+    LoadMeta,
+    LoadSession,
+    PlanStore,
+    PlanVersion,
+    audit_from_row,
+    feature_table,
+    now_utc,
+    version_from_row,
+)
+
+BUSY_TIMEOUT_S = 600
+_STAGE = "stage"
+_BBOX = ("_minx", "_maxx", "_miny", "_maxy")
+
+_META_TABLES = {
+    "mp_schema_migrations": """CREATE TABLE mp_schema_migrations (
+        id INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)""",
+    "mp_plan_versions": """CREATE TABLE mp_plan_versions (
+        layer TEXT NOT NULL, version INTEGER NOT NULL, label TEXT, source_name TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL, loaded_at TEXT NOT NULL, loaded_by TEXT NOT NULL,
+        status TEXT NOT NULL, n_read INTEGER NOT NULL, n_loaded INTEGER NOT NULL,
+        n_rejected INTEGER NOT NULL, crs TEXT NOT NULL, crs_guessed INTEGER NOT NULL,
+        encoding TEXT NOT NULL, encoding_guessed INTEGER NOT NULL, report_json TEXT NOT NULL,
+        PRIMARY KEY (layer, version))""",
+    "mp_audit_log": """CREATE TABLE mp_audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+        action TEXT NOT NULL, layer TEXT, version INTEGER, detail TEXT NOT NULL)""",
+}
+
+
+def _immutable_triggers(table: str, what: str) -> list[str]:
+    return [f"""CREATE TRIGGER IF NOT EXISTS "{table}_no_{op.lower()}" BEFORE {op} ON "{table}"
+                BEGIN SELECT RAISE(ABORT, '{table} is {what}'); END""" for op in ("UPDATE", "DELETE")]
+
+
+def _empty_layer_frame(geometry: str) -> gpd.GeoDataFrame:
+    dtypes = {"INTEGER": "int32", "REAL": "float64", "TEXT": "str"}
+    cols = {name: pd.Series([], dtype=dtypes[sqlite_type]) for name, _pg, sqlite_type in FEATURE_COLUMNS}
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=4490))
+
+
+class GpkgStore(PlanStore):
+    """A :class:`PlanStore` in one GeoPackage file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError("store_unreachable", store=self.url, detail=str(exc)) from exc
+        con.row_factory = sqlite3.Row
+        return con
+
+    def _require_init(self) -> None:
+        if not self.path.exists():
+            raise StorageError("store_not_initialised", store=self.url)
+        with self._connect() as con:
+            found = con.execute("SELECT 1 FROM sqlite_master WHERE name='mp_plan_versions'").fetchone()
+        if not found:
+            raise StorageError("store_not_initialised", store=self.url)
+
+    # -- schema ----------------------------------------------------------------------------
+    def init(self) -> list[str]:
+        """Create the file, the twelve plan layers and the metadata tables; apply migrations."""
+        specs = load_layer_specs()
+        existing = set()
+        if self.path.exists():
+            try:
+                existing = {str(n) for n in pyogrio.list_layers(self.path)[:, 0]}
+            except Exception as exc:
+                raise StorageError("store_unreachable", store=self.url, detail=str(exc)) from exc
+        for layer_id in LAYER_IDS:
+            table = feature_table(layer_id)
+            if table not in existing:
+                pyogrio.write_dataframe(
+                    _empty_layer_frame(specs[layer_id].geometry), self.path, layer=table, driver="GPKG",
+                    geometry_type=GEOMETRY_TYPES[specs[layer_id].geometry],
+                    append=self.path.exists(), layer_options={"DESCRIPTION": specs[layer_id].title_zh})
+        applied = []
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            for name, ddl in _META_TABLES.items():
+                if not con.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone():
+                    con.execute(ddl)
+                    con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, description)"
+                                " VALUES (?, 'attributes', ?, ?)", (name, name, "multiplan metadata"))
+            done = {r[0] for r in con.execute("SELECT id FROM mp_schema_migrations")}
+            for number, description, statements in _migrations():
+                if number in done:
+                    continue
+                for sql in statements:
+                    con.execute(sql)
+                con.execute("INSERT INTO mp_schema_migrations VALUES (?, ?, ?)", (number, description, now_utc()))
+                applied.append(f"{number}: {description}")
+            if applied:
+                _audit(con, "init", None, None, {"migrations": applied, "store": self.url})
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return applied
+
+    # -- loads -----------------------------------------------------------------------------
+    def begin_load(self, meta: LoadMeta, geometry: str) -> LoadSession:
+        self._require_init()
+        return _GpkgLoad(self, meta, geometry)
+
+    # -- queries ---------------------------------------------------------------------------
+    def versions(self, layer: str | None = None) -> list[PlanVersion]:
+        self._require_init()
+        with self._connect() as con:
+            if layer:
+                rows = con.execute("SELECT * FROM mp_plan_versions WHERE layer=? ORDER BY version", (layer,))
+            else:
+                rows = con.execute("SELECT * FROM mp_plan_versions ORDER BY layer, version")
+            return [version_from_row(dict(r)) for r in rows]
+
+    def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
+                      ) -> gpd.GeoDataFrame:
+        self.version(layer, version)  # raises NotFoundError for an unknown version
+        frame = pyogrio.read_dataframe(self.path, layer=feature_table(layer), where=f"version = {int(version)}",
+                                       bbox=bbox, fid_as_index=True)
+        return frame.sort_values("feature_no").reset_index(drop=True)
+
+    def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
+        self._require_init()
+        with self._connect() as con:
+            sql = "SELECT * FROM mp_audit_log" + (" WHERE layer=?" if layer else "") + " ORDER BY id"
+            return [audit_from_row(dict(r)) for r in con.execute(sql, (layer,) if layer else ())]
+
+    def close(self) -> None:
+        pass
+
+
+def _audit(con: sqlite3.Connection, action: str, layer: str | None, version: int | None,
+           detail: dict[str, Any], actor: str | None = None) -> None:
+    from multiplan.store.base import current_actor
+
+    con.execute("INSERT INTO mp_audit_log (at, actor, action, layer, version, detail) VALUES (?,?,?,?,?,?)",
+                (now_utc(), actor or current_actor(), action, layer, version,
+                 json.dumps(detail, ensure_ascii=False, sort_keys=True)))
+
+
+def _migrations() -> list[tuple[int, str, list[str]]]:
+    """Ordered schema migrations; each runs once, inside the init transaction."""
+    first = []
+    first += _immutable_triggers("mp_audit_log", "append-only")
+    first += _immutable_triggers("mp_plan_versions", "immutable")
+    for layer_id in LAYER_IDS:
+        table = feature_table(layer_id)
+        first.append(f'CREATE INDEX IF NOT EXISTS "{table}_version" ON "{table}" (version)')
+        first += _immutable_triggers(table, "immutable: every load makes a new version")
+    return [(1, "plan layers, versions, audit trail", first)]
+
+
+class _GpkgLoad(LoadSession):
+    def __init__(self, store: GpkgStore, meta: LoadMeta, geometry: str) -> None:
+        self.store = store
+        self.meta = meta
+        self.geometry_type = GEOMETRY_TYPES[geometry]
+        self._tmp = tempfile.TemporaryDirectory(prefix="multiplan-stage-")
+        self.stage_path = Path(self._tmp.name) / "stage.gpkg"
+        self.rows = 0
+
+    def write(self, frame: gpd.GeoDataFrame) -> None:
+        if frame.empty:
+            return
+        bounds = shapely.bounds(frame.geometry.values)
+        staged = frame.copy()
+        for i, col in enumerate(_BBOX):
+            staged[col] = bounds[:, (0, 2, 1, 3)[i]]
+        pyogrio.write_dataframe(staged, self.stage_path, layer=_STAGE, driver="GPKG",
+                                geometry_type=self.geometry_type, append=self.rows > 0,
+                                layer_options={"SPATIAL_INDEX": "NO"})
+        self.rows += len(frame)
+
+    def commit(self, summary: dict[str, Any]) -> PlanVersion:
+        table = feature_table(self.meta.layer)
+        cols = [c[0] for c in FEATURE_COLUMNS if c[0] != "version"]
+        con = self.store._connect()
+        try:
+            con.execute("ATTACH DATABASE ? AS staging", (str(self.stage_path),))
+            con.execute("BEGIN IMMEDIATE")  # the write lock serialises concurrent loads
+            version = con.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM mp_plan_versions WHERE layer=?",
+                                  (self.meta.layer,)).fetchone()[0]
+            if self.rows:
+                base = con.execute(f'SELECT COALESCE(MAX(fid), 0) FROM "{table}"').fetchone()[0]
+                seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
+                base = max(base, seq[0] if seq else 0)
+                trigger_name = f"rtree_{table}_geom_insert"
+                trigger_sql = con.execute("SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?",
+                                          (trigger_name,)).fetchone()[0]
+                # The rtree trigger calls GDAL's SQL functions; fill the index from staged bounds instead.
+                con.execute(f'DROP TRIGGER "{trigger_name}"')
+                col_sql = ", ".join(f'"{c}"' for c in cols)
+                con.execute(f'INSERT INTO "{table}" (fid, geom, version, {col_sql}) '
+                            f'SELECT fid + ?, geom, ?, {col_sql} FROM staging.{_STAGE} ORDER BY fid',
+                            (base, version))
+                con.execute(f'INSERT INTO "rtree_{table}_geom" SELECT fid + ?, {", ".join(_BBOX)} '
+                            f"FROM staging.{_STAGE}", (base,))
+                con.execute(trigger_sql)
+                con.execute(
+                    "UPDATE gpkg_contents SET last_change=strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+                    f'min_x=(SELECT MIN(minx) FROM "rtree_{table}_geom"), max_x=(SELECT MAX(maxx) FROM "rtree_{table}_geom"), '
+                    f'min_y=(SELECT MIN(miny) FROM "rtree_{table}_geom"), max_y=(SELECT MAX(maxy) FROM "rtree_{table}_geom") '
+                    "WHERE table_name=?", (table,))
+            record = _version_record(self.meta, version, summary)
+            con.execute(f"INSERT INTO mp_plan_versions ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
+                        tuple(record.values()))
+            _audit(con, "load", self.meta.layer, version, _audit_detail(self.meta, summary), self.meta.actor)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError("store_write_failed", store=self.store.url, detail=str(exc)) from exc
+            raise
+        finally:
+            if not con.in_transaction:
+                con.execute("DETACH DATABASE staging")
+            con.close()
+            self._tmp.cleanup()
+        return version_from_row(record)
+
+    def abort(self, reason: str) -> None:
+        self._tmp.cleanup()
+        con = self.store._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            _audit(con, "load_failed", self.meta.layer, None,
+                   {"source": self.meta.source_name, "sha256": self.meta.source_sha256,
+                    "label": self.meta.label, "reason": reason}, self.meta.actor)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+
+def _version_record(meta: LoadMeta, version: int, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "layer": meta.layer, "version": int(version), "label": meta.label, "source_name": meta.source_name,
+        "source_sha256": meta.source_sha256, "loaded_at": now_utc(), "loaded_by": meta.actor,
+        "status": VERSION_STATUS_COMMITTED, "n_read": int(summary["counts"]["read"]),
+        "n_loaded": int(summary["counts"]["loaded"]), "n_rejected": int(summary["counts"]["rejected"]),
+        "crs": summary["crs"]["used"], "crs_guessed": int(bool(summary["crs"]["guessed"])),
+        "encoding": summary["encoding"]["used"], "encoding_guessed": int(bool(summary["encoding"]["guessed"])),
+        "report_json": json.dumps(summary, ensure_ascii=False, sort_keys=True, default=_json_default),
+    }
+
+
+def _audit_detail(meta: LoadMeta, summary: dict[str, Any]) -> dict[str, Any]:
+    return {"source": meta.source_name, "sha256": meta.source_sha256, "label": meta.label,
+            "counts": summary["counts"]}
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
