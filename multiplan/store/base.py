@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 
 from multiplan.specs import LAYER_IDS
 
@@ -178,3 +179,40 @@ def audit_from_row(row: dict[str, Any]) -> AuditEntry:
     return AuditEntry(int(row["id"]), str(row["at"]), row["actor"], row["action"], row["layer"],
                       None if row["version"] is None else int(row["version"]),
                       json.loads(detail) if isinstance(detail, str) else (detail or {}))
+
+
+def version_record(meta: LoadMeta, version: int, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "layer": meta.layer, "version": int(version), "label": meta.label, "source_name": meta.source_name,
+        "source_sha256": meta.source_sha256, "loaded_at": now_utc(), "loaded_by": meta.actor,
+        "status": VERSION_STATUS_COMMITTED, "n_read": int(summary["counts"]["read"]),
+        "n_loaded": int(summary["counts"]["loaded"]), "n_rejected": int(summary["counts"]["rejected"]),
+        "crs": summary["crs"]["used"], "crs_guessed": int(bool(summary["crs"]["guessed"])),
+        "encoding": summary["encoding"]["used"], "encoding_guessed": int(bool(summary["encoding"]["guessed"])),
+        "report_json": json.dumps(summary, ensure_ascii=False, sort_keys=True, default=json_default),
+    }
+
+
+def audit_detail(meta: LoadMeta, summary: dict[str, Any]) -> dict[str, Any]:
+    return {"source": meta.source_name, "sha256": meta.source_sha256, "label": meta.label,
+            "counts": summary["counts"]}
+
+
+def json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def normalise_read_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Features as both back-ends return them: attrs as dicts, numbers as floats, in feature order."""
+    frame = frame.reset_index(drop=True)
+    frame["attrs"] = [json.loads(a) if isinstance(a, str) else (a or {}) for a in frame["attrs"]]
+    for name, pg_type, _ in FEATURE_COLUMNS:
+        if pg_type == "double precision":
+            frame[name] = frame[name].astype("float64")
+        elif pg_type == "integer":
+            frame[name] = frame[name].astype("int64")
+    return frame

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
@@ -25,16 +24,18 @@ from multiplan.specs import LAYER_IDS, load_layer_specs
 from multiplan.store.base import (
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
-    VERSION_STATUS_COMMITTED,
     AuditEntry,
     LoadMeta,
     LoadSession,
     PlanStore,
     PlanVersion,
+    audit_detail,
     audit_from_row,
     feature_table,
+    normalise_read_frame,
     now_utc,
     version_from_row,
+    version_record,
 )
 
 BUSY_TIMEOUT_S = 600
@@ -157,7 +158,7 @@ class GpkgStore(PlanStore):
         self.version(layer, version)  # raises NotFoundError for an unknown version
         frame = pyogrio.read_dataframe(self.path, layer=feature_table(layer), where=f"version = {int(version)}",
                                        bbox=bbox, fid_as_index=True)
-        return frame.sort_values("feature_no").reset_index(drop=True)
+        return normalise_read_frame(frame.sort_values("feature_no"))
 
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         self._require_init()
@@ -241,10 +242,10 @@ class _GpkgLoad(LoadSession):
                     f'min_x=(SELECT MIN(minx) FROM "rtree_{table}_geom"), max_x=(SELECT MAX(maxx) FROM "rtree_{table}_geom"), '
                     f'min_y=(SELECT MIN(miny) FROM "rtree_{table}_geom"), max_y=(SELECT MAX(maxy) FROM "rtree_{table}_geom") '
                     "WHERE table_name=?", (table,))
-            record = _version_record(self.meta, version, summary)
+            record = version_record(self.meta, version, summary)
             con.execute(f"INSERT INTO mp_plan_versions ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
                         tuple(record.values()))
-            _audit(con, "load", self.meta.layer, version, _audit_detail(self.meta, summary), self.meta.actor)
+            _audit(con, "load", self.meta.layer, version, audit_detail(self.meta, summary), self.meta.actor)
             con.execute("COMMIT")
         except BaseException as exc:
             if con.in_transaction:
@@ -270,28 +271,3 @@ class _GpkgLoad(LoadSession):
             con.execute("COMMIT")
         finally:
             con.close()
-
-
-def _version_record(meta: LoadMeta, version: int, summary: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "layer": meta.layer, "version": int(version), "label": meta.label, "source_name": meta.source_name,
-        "source_sha256": meta.source_sha256, "loaded_at": now_utc(), "loaded_by": meta.actor,
-        "status": VERSION_STATUS_COMMITTED, "n_read": int(summary["counts"]["read"]),
-        "n_loaded": int(summary["counts"]["loaded"]), "n_rejected": int(summary["counts"]["rejected"]),
-        "crs": summary["crs"]["used"], "crs_guessed": int(bool(summary["crs"]["guessed"])),
-        "encoding": summary["encoding"]["used"], "encoding_guessed": int(bool(summary["encoding"]["guessed"])),
-        "report_json": json.dumps(summary, ensure_ascii=False, sort_keys=True, default=_json_default),
-    }
-
-
-def _audit_detail(meta: LoadMeta, summary: dict[str, Any]) -> dict[str, Any]:
-    return {"source": meta.source_name, "sha256": meta.source_sha256, "label": meta.label,
-            "counts": summary["counts"]}
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,247 @@
+"""The production store: PostGIS through SQLAlchemy 2, GeoAlchemy2 and psycopg 3.
+
+Each load runs in one transaction holding a per-layer advisory lock, so concurrent loads of a layer
+are serialised and version numbers have neither duplicates nor holes; features go in with COPY.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from multiplan.errors import StorageError
+from multiplan.specs import LAYER_IDS, load_layer_specs
+from multiplan.store.base import (
+    FEATURE_COLUMNS,
+    GEOMETRY_TYPES,
+    AuditEntry,
+    LoadMeta,
+    LoadSession,
+    PlanStore,
+    PlanVersion,
+    audit_detail,
+    audit_from_row,
+    current_actor,
+    feature_table,
+    json_default,
+    normalise_read_frame,
+    now_utc,
+    version_from_row,
+    version_record,
+)
+
+_PG_TYPES = {"integer": sa.Integer, "text": sa.Text, "double precision": sa.Float, "jsonb": JSONB}
+
+
+def _metadata() -> sa.MetaData:
+    md = sa.MetaData()
+    sa.Table("mp_schema_migrations", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("description", sa.Text, nullable=False), sa.Column("applied_at", sa.Text, nullable=False))
+    sa.Table("mp_plan_versions", md,
+             sa.Column("layer", sa.Text, primary_key=True), sa.Column("version", sa.Integer, primary_key=True),
+             sa.Column("label", sa.Text), sa.Column("source_name", sa.Text, nullable=False),
+             sa.Column("source_sha256", sa.Text, nullable=False), sa.Column("loaded_at", sa.Text, nullable=False),
+             sa.Column("loaded_by", sa.Text, nullable=False), sa.Column("status", sa.Text, nullable=False),
+             sa.Column("n_read", sa.Integer, nullable=False), sa.Column("n_loaded", sa.Integer, nullable=False),
+             sa.Column("n_rejected", sa.Integer, nullable=False), sa.Column("crs", sa.Text, nullable=False),
+             sa.Column("crs_guessed", sa.Integer, nullable=False), sa.Column("encoding", sa.Text, nullable=False),
+             sa.Column("encoding_guessed", sa.Integer, nullable=False),
+             sa.Column("report_json", JSONB, nullable=False))
+    sa.Table("mp_audit_log", md, sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+             sa.Column("at", sa.Text, nullable=False), sa.Column("actor", sa.Text, nullable=False),
+             sa.Column("action", sa.Text, nullable=False), sa.Column("layer", sa.Text),
+             sa.Column("version", sa.Integer), sa.Column("detail", JSONB, nullable=False))
+    specs = load_layer_specs()
+    for layer_id in LAYER_IDS:
+        geom_type = GEOMETRY_TYPES[specs[layer_id].geometry].upper()
+        sa.Table(feature_table(layer_id), md,
+                 sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True),
+                 *[sa.Column(name, _PG_TYPES[pg], nullable=name not in ("version", "feature_no"))
+                   for name, pg, _ in FEATURE_COLUMNS],
+                 sa.Column("geom", Geometry(geom_type, srid=4490, spatial_index=True), nullable=False),
+                 sa.Index(f"{feature_table(layer_id)}_version", "version"))
+    return md
+
+
+_IMMUTABLE_FN = """CREATE OR REPLACE FUNCTION mp_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '%% is %%', TG_TABLE_NAME, TG_ARGV[0]; END $$"""
+
+
+def _migration_1(conn: sa.Connection) -> None:
+    _metadata().create_all(conn)
+    conn.exec_driver_sql(_IMMUTABLE_FN)
+    tables = [("mp_audit_log", "append-only"), ("mp_plan_versions", "immutable")]
+    tables += [(feature_table(lid), "immutable: every load makes a new version") for lid in LAYER_IDS]
+    for table, what in tables:
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
+
+
+#: Ordered schema migrations: (number, description, function run inside the init transaction).
+MIGRATIONS = [(1, "plan layers, versions, audit trail", _migration_1)]
+_INIT_LOCK = 7_471_001  # advisory-lock key that serialises concurrent `init`s
+
+
+def _sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _audit(conn: sa.Connection, action: str, layer: str | None, version: int | None,
+           detail: dict[str, Any], actor: str | None = None) -> None:
+    conn.execute(sa.text("INSERT INTO mp_audit_log (at, actor, action, layer, version, detail) "
+                         "VALUES (:at, :actor, :action, :layer, :version, CAST(:detail AS jsonb))"),
+                 {"at": now_utc(), "actor": actor or current_actor(), "action": action, "layer": layer,
+                  "version": version, "detail": json.dumps(detail, ensure_ascii=False, default=json_default)})
+
+
+class PostgisStore(PlanStore):
+    """A :class:`PlanStore` in a PostGIS database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = sa.create_engine(_sqlalchemy_url(url), pool_pre_ping=True)
+
+    def _safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _connect(self) -> sa.Connection:
+        try:
+            return self.engine.connect()
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageError("store_unreachable", store=self._safe_url(),
+                               detail=str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
+
+    def _require_init(self, conn: sa.Connection) -> None:
+        if conn.exec_driver_sql("SELECT to_regclass('mp_plan_versions')").scalar() is None:
+            raise StorageError("store_not_initialised", store=self._safe_url())
+
+    def init(self) -> list[str]:
+        applied = []
+        with self._connect() as conn, conn.begin():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK})
+            exists = conn.exec_driver_sql("SELECT to_regclass('mp_schema_migrations')").scalar()
+            done = set(conn.scalars(sa.text("SELECT id FROM mp_schema_migrations"))) if exists else set()
+            for number, description, migrate in MIGRATIONS:
+                if number in done:
+                    continue
+                migrate(conn)
+                conn.execute(sa.text("INSERT INTO mp_schema_migrations VALUES (:i, :d, :t)"),
+                             {"i": number, "d": description, "t": now_utc()})
+                applied.append(f"{number}: {description}")
+            if applied:
+                _audit(conn, "init", None, None, {"migrations": applied, "store": self._safe_url()})
+        return applied
+
+    def begin_load(self, meta: LoadMeta, geometry: str) -> LoadSession:
+        return _PostgisLoad(self, meta)
+
+    def versions(self, layer: str | None = None) -> list[PlanVersion]:
+        with self._connect() as conn:
+            self._require_init(conn)
+            sql = "SELECT * FROM mp_plan_versions" + (" WHERE layer = :l" if layer else "") + " ORDER BY layer, version"
+            return [version_from_row(dict(r._mapping)) for r in conn.execute(sa.text(sql), {"l": layer})]
+
+    def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
+                      ) -> gpd.GeoDataFrame:
+        self.version(layer, version)
+        cols = ", ".join(["fid"] + [c[0] for c in FEATURE_COLUMNS] + ["geom"])
+        sql = f"SELECT {cols} FROM {feature_table(layer)} WHERE version = :v"
+        params: dict[str, Any] = {"v": int(version)}
+        if bbox is not None:
+            sql += " AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
+            params.update(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))
+        with self._connect() as conn:
+            frame = gpd.read_postgis(sa.text(sql + " ORDER BY feature_no"), conn, geom_col="geom", params=params)
+        return normalise_read_frame(frame.drop(columns=["fid"]).rename_geometry("geometry"))
+
+    def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
+        with self._connect() as conn:
+            self._require_init(conn)
+            sql = "SELECT * FROM mp_audit_log" + (" WHERE layer = :l" if layer else "") + " ORDER BY id"
+            return [audit_from_row(dict(r._mapping)) for r in conn.execute(sa.text(sql), {"l": layer})]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class _PostgisLoad(LoadSession):
+    def __init__(self, store: PostgisStore, meta: LoadMeta) -> None:
+        self.store = store
+        self.meta = meta
+        self.table = feature_table(meta.layer)
+        self.conn = store._connect()
+        try:
+            self.trans = self.conn.begin()
+            store._require_init(self.conn)
+            # Held until commit or rollback: loads of one layer run one after another.
+            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"multiplan.load.{meta.layer}"})
+            self.version = int(self.conn.execute(
+                sa.text("SELECT COALESCE(MAX(version), 0) + 1 FROM mp_plan_versions WHERE layer = :l"),
+                {"l": meta.layer}).scalar_one())
+        except BaseException:
+            self.conn.close()
+            raise
+        self.cols = ["version"] + [c[0] for c in FEATURE_COLUMNS if c[0] != "version"] + ["geom"]
+
+    def _failed(self, exc: BaseException) -> StorageError:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return StorageError("store_write_failed", store=self.store._safe_url(), detail=detail)
+
+    def write(self, frame: gpd.GeoDataFrame) -> None:
+        if frame.empty:
+            return
+        data = frame.drop(columns=frame.geometry.name).copy()
+        data.insert(0, "version", self.version)
+        data["geom"] = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490),
+                                      hex=True, include_srid=True)
+        buf = io.StringIO()
+        data[self.cols].to_csv(buf, header=False, index=False)
+        raw = self.conn.connection.driver_connection
+        try:
+            with raw.cursor() as cur, cur.copy(
+                    f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+        except Exception as exc:
+            raise self._failed(exc) from exc
+
+    def commit(self, summary: dict[str, Any]) -> PlanVersion:
+        record = version_record(self.meta, self.version, summary)
+        try:
+            self.conn.execute(sa.text(
+                f"INSERT INTO mp_plan_versions ({', '.join(record)}) VALUES "
+                f"({', '.join(':' + k if k != 'report_json' else 'CAST(:report_json AS jsonb)' for k in record)})"),
+                record)
+            _audit(self.conn, "load", self.meta.layer, self.version, audit_detail(self.meta, summary), self.meta.actor)
+            self.trans.commit()
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        finally:
+            self.conn.close()
+        return version_from_row(record)
+
+    def abort(self, reason: str) -> None:
+        try:
+            if self.trans.is_active:
+                self.trans.rollback()
+        except Exception:  # the connection may be gone: the server has rolled back already
+            pass
+        finally:
+            self.conn.close()
+        with self.store._connect() as conn, conn.begin():
+            _audit(conn, "load_failed", self.meta.layer, None,
+                   {"source": self.meta.source_name, "sha256": self.meta.source_sha256,
+                    "label": self.meta.label, "reason": reason}, self.meta.actor)

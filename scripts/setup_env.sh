@@ -1,0 +1,36 @@
+# Sourced by scripts/test.sh and scripts/demo.sh: make .venv with multiplan installed.
+# Usage: source scripts/setup_env.sh [test]
+VENV=${MULTIPLAN_VENV:-$ROOT/.venv}
+
+need_apt() {
+    # Install Debian packages when missing (root only); refuse clearly otherwise.
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "multiplan needs the Debian packages: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "== apt-get install ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "multiplan needs Python 3.11 or newer; python3 is $(python3 --version 2>&1)." >&2
+    exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" 2>/dev/null || { need_apt python3-venv; python3 -m venv "$VENV"; }
+fi
+stamp="$VENV/.multiplan-installed-${1:-run}"
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+    echo "== pip install (${1:-run})"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
+    if [ "${1:-}" = test ]; then
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]"
+    else
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e .
+    fi
+    touch "$stamp"
+fi
