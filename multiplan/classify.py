@@ -67,4 +67,10 @@ def class_name(code: str | None, lang: str = "zh") -> str:
     if not code:
         return "未知" if lang == "zh" else "unknown"
     classes = unified_classes()
-    return " | ".join(classes[c].name(lang) if c in classes else c for c in code.split("|"))
+    parts = code.split("|")
+    if len(parts) > 1 and all(p in classes for p in parts):
+        if all(classes[p].is_construction for p in parts):
+            return "建设用地(未细分)" if lang == "zh" else "construction land (unspecified)"
+        if all(p[:2] in ("01", "02", "03", "04") for p in parts):
+            return "农林用地(未细分)" if lang == "zh" else "farm or forest land (unspecified)"
+    return " | ".join(classes[c].name(lang) if c in classes else c for c in parts)

@@ -11,6 +11,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from multiplan.specs import LAYER_IDS
 
@@ -215,4 +216,7 @@ def normalise_read_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             frame[name] = frame[name].astype("float64")
         elif pg_type == "integer":
             frame[name] = frame[name].astype("int64")
+        elif pg_type == "text":
+            frame[name] = pd.Series([v if isinstance(v, str) else None for v in frame[name]], dtype=object,
+                                    index=frame.index)
     return frame

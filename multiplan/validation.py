@@ -1,0 +1,20 @@
+"""Check every declarative file: layer specs and crosswalks (conflict rules join them later)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from multiplan import config
+from multiplan.specs import load_crosswalk, load_layer_specs
+
+
+def validate_all(layers_dir: str | Path | None = None) -> list[str]:
+    """Validate all specs; return what was checked. Raises :class:`SpecError` on the first problem."""
+    folder = Path(layers_dir or config.setting("layers_dir"))
+    checked = []
+    for path in sorted((folder / "crosswalks").glob("*.yaml")):
+        load_crosswalk(path.stem, folder)
+        checked.append(f"crosswalk {path.name}")
+    for spec in load_layer_specs(folder).values():
+        checked.append(f"layer {Path(spec.source).name}")
+    return checked
