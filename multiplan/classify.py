@@ -11,12 +11,29 @@ from multiplan.errors import InputError
 from multiplan.specs import Crosswalk, LayerSpec, unified_classes
 
 
+def _dbf_truncations(name: str) -> set[str]:
+    """``name`` as a .dbf keeps it: at most 10 bytes in GBK or UTF-8 (用途区类型代码 -> 用途区类型)."""
+    out = set()
+    for enc in ("gbk", "utf-8"):
+        try:
+            raw = name.encode(enc)
+        except UnicodeEncodeError:
+            continue
+        if len(raw) > 10:
+            out.add(raw[:10].decode(enc, errors="ignore").lower())
+    return out
+
+
 def find_field(columns: list[str], candidates: tuple[str, ...]) -> str | None:
-    """The first of ``candidates`` present in ``columns``, compared case-insensitively."""
+    """The first of ``candidates`` present in ``columns``, case-insensitively, or as a .dbf cut it short."""
     lower = {c.lower(): c for c in columns}
     for cand in candidates:
         if cand.lower() in lower:
             return lower[cand.lower()]
+    for cand in candidates:
+        for short in _dbf_truncations(cand):
+            if short in lower:
+                return lower[short]
     return None
 
 

@@ -71,7 +71,7 @@ def diff_versions(store: PlanStore, layer: str, v1: int, v2: int) -> dict[str, A
         for key, same in zip(common, same_geom, strict=True):
             if not same:
                 geometry_changed.append(key)
-            fields = _attr_changes(old.at[key, "attrs"], new.at[key, "attrs"])
+            fields = _attr_changes(old.at[key, "source_attributes"], new.at[key, "source_attributes"])
             if fields:
                 attributes_changed.append({"key": key, "fields": fields})
     moves = class_moves(old, new) if new.geometry.geom_type.str.contains("Polygon").any() else []

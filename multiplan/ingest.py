@@ -187,6 +187,10 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
                    tally: _Tally) -> gpd.GeoDataFrame:
     numbers = chunk.feature_no
     geoms = chunk.geometry
+    attributes = chunk.attributes
+    if src.deleted_records:  # the rule: a record flagged deleted in the .dbf is not part of the plan
+        live = ~np.isin(numbers, src.deleted_records)
+        numbers, geoms, attributes = numbers[live], geoms[live], attributes[live].reset_index(drop=True)
     tally.read += len(numbers)
     if chunk.unreadable:
         raise InputError("unsupported_geometry", file=src.name, got=src.geometry_type or "unknown")
@@ -196,7 +200,7 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     for n in numbers[empty]:
         tally.rejected.append({"feature": int(n), "reason": "empty", "detail": "NULL or empty geometry"})
     keep = ~empty
-    geoms, numbers, attrs = geoms[keep], numbers[keep], chunk.attributes[keep].reset_index(drop=True)
+    geoms, numbers, attrs = geoms[keep], numbers[keep], attributes[keep].reset_index(drop=True)
     if len(geoms) == 0:
         return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
     geoms = _check_types(geoms, numbers, spec, src, tally)
@@ -251,7 +255,7 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     else:
         frame["area_m2"] = np.nan
         frame["length_m"] = geodesic_length(geoms) if spec.geometry == "line" else np.nan
-    frame["attrs"] = _attrs_json(attrs)
+    frame["source_attributes"] = _attrs_json(attrs)
     for code, area, length in zip(unified.tolist(), frame["area_m2"], frame["length_m"], strict=True):
         slot = tally.area.setdefault(code if isinstance(code, str) else "", [0.0, 0.0, 0])
         slot[0] += 0.0 if np.isnan(area) else area

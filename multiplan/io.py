@@ -161,9 +161,13 @@ def _prepare_shapefile(src: PlanSource, workdir: Path, encoding: str | None) -> 
             shutil.copy2(part, copy_dir / part.name)
         shp = src.dataset = copy_dir / shp.name
         dbf = _sidecar(shp, ".dbf")
-        with pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES"}), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pyogrio.read_info(shp)
+        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES"})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pyogrio.read_info(shp)
+        finally:
+            pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": None})
         shx = _sidecar(shp, ".shx")
         if shx is None:
             raise InputError("missing_sidecar", file=src.name, ext=".shx")
@@ -343,7 +347,7 @@ def read_chunks(src: PlanSource, chunk_size: int = 50_000) -> Iterator[RawChunk]
     """Read the dataset in chunks of ``chunk_size`` features, 2-D, curves linearised."""
     enc = src.encoding if src.driver == "ESRI Shapefile" else None
     start = 0
-    while start < src.feature_count:
+    while True:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -366,3 +370,5 @@ def read_chunks(src: PlanSource, chunk_size: int = 50_000) -> Iterator[RawChunk]
         attrs = pd.DataFrame({str(name): col for name, col in zip(meta["fields"], values, strict=True)})
         yield RawChunk(feature_no, geoms, attrs, unreadable, unclosed)
         start += len(wkb)
+        if len(wkb) < chunk_size:  # GDAL skips deleted .dbf records, so counts can overstate
+            break

@@ -29,7 +29,7 @@ FEATURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("corridor_m", "double precision", "REAL"),
     ("area_m2", "double precision", "REAL"),
     ("length_m", "double precision", "REAL"),
-    ("attrs", "jsonb", "TEXT"),
+    ("source_attributes", "jsonb", "TEXT"),
 )
 FEATURE_COLUMN_NAMES = tuple(c[0] for c in FEATURE_COLUMNS)
 #: OGR geometry type names of the stored layers, by spec geometry.
@@ -210,7 +210,7 @@ def json_default(value: object) -> object:
 def normalise_read_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Features as both back-ends return them: attrs as dicts, numbers as floats, in feature order."""
     frame = frame.reset_index(drop=True)
-    frame["attrs"] = [json.loads(a) if isinstance(a, str) else (a or {}) for a in frame["attrs"]]
+    frame["source_attributes"] = [json.loads(a) if isinstance(a, str) else (a or {}) for a in frame["source_attributes"]]
     for name, pg_type, _ in FEATURE_COLUMNS:
         if pg_type == "double precision":
             frame[name] = frame[name].astype("float64")

@@ -1,0 +1,357 @@
+"""Plan ingestion: formats, encodings, CRSs, geometry repair, classification and refusals."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+
+import geopandas as gpd
+import numpy as np
+import pyogrio.raw
+import pyproj
+import pytest
+import shapely
+
+from multiplan.crs import ellipsoidal_area
+from multiplan.errors import CRSError, InputError
+from multiplan.ingest import LoadOptions, load_plan
+from tests.builders import (
+    flag_dbf_deleted,
+    grid_cells,
+    land_use_frame,
+    set_dbf_record_count,
+    write_shapefile,
+    zip_shapefile,
+)
+
+
+def _refused(store, layer, path, key, *names, options=None):
+    """Load must fail with ``key``, name the file (and features), and leave only an audit record."""
+    before = store.versions()
+    audit_before = len(store.audit_log())
+    with pytest.raises(InputError) as err:
+        load_plan(store, layer, path, options)
+    assert err.value.key == key
+    text = str(err.value)
+    assert path.name in text or any(n in text for n in names)
+    for name in names:
+        assert name in text
+    assert store.versions() == before
+    log = store.audit_log()
+    assert len(log) == audit_before + 1 and log[-1].action == "load_failed"
+    return err.value
+
+
+def test_zipped_gbk_shapefile_in_a_subfolder_loads_with_detected_encoding(store, tmp_path):
+    shp = write_shapefile(land_use_frame(), tmp_path / "src", "lu")
+    z = zip_shapefile(shp, tmp_path / "规划成果.zip", subfolder="成果/土地利用")
+    report = load_plan(store, "land_use", z, LoadOptions(label="2020版"))
+    assert report["version"] == 1
+    assert report["counts"] == {"read": 16, "loaded": 16, "rejected": 0, "deleted_records": 0, "repaired": 0}
+    assert report["encoding"] == {"used": "gbk", "source": "detected", "guessed": True}
+    assert report["crs"]["used"] == "EPSG:4490" and not report["crs"]["guessed"]
+    features = store.read_features("land_use", 1)
+    assert features["source_attributes"][0]["备注"] == "土地利用规划 测试"
+    assert set(features.ydyh_code) == {"01", "03", "07|08|09|10|11|12|13|14"}
+    assert list(features.feature_key[:2]) == ["LU0000", "LU0001"]
+
+
+def test_areas_by_class_are_ellipsoidal_and_add_up(store, tmp_path):
+    frame = land_use_frame()
+    shp = write_shapefile(frame, tmp_path, "lu")
+    report = load_plan(store, "land_use", shp)
+    expected = ellipsoidal_area(np.array(grid_cells()))
+    total = sum(r["area_m2"] for r in report["area_by_class"])
+    assert total == pytest.approx(expected.sum(), rel=1e-9)
+    cropland = next(r for r in report["area_by_class"] if r["code"] == "01")
+    mask = np.isin(frame.YTQLXDM, ["010", "020"])
+    assert cropland["area_m2"] == pytest.approx(expected[mask].sum(), rel=1e-9)
+    assert cropland["area_mu"] == pytest.approx(cropland["area_m2"] / (2000 / 3), rel=1e-6)
+    stored = store.read_features("land_use", 1)
+    np.testing.assert_allclose(stored.area_m2, expected, rtol=1e-9)
+
+
+def test_cpg_is_honoured_and_encoding_option_overrides(store, tmp_path):
+    frame = land_use_frame()
+    shp = write_shapefile(frame, tmp_path, "lu", encoding="UTF-8", cpg="UTF-8")
+    assert load_plan(store, "land_use", shp)["encoding"]["source"] == "cpg"
+    shp2 = write_shapefile(frame, tmp_path / "b", "lu", encoding="GBK", cpg="936")
+    report = load_plan(store, "land_use", shp2)
+    assert report["encoding"] == {"used": "gbk", "source": "cpg", "guessed": False}
+    shp3 = write_shapefile(frame, tmp_path / "c", "lu", encoding="GBK")
+    report = load_plan(store, "land_use", shp3, LoadOptions(encoding="gb18030"))
+    assert report["encoding"]["source"] == "option"
+    assert store.read_features("land_use", 3)["source_attributes"][0]["备注"] == "土地利用规划 测试"
+
+
+def test_html_cpg_and_prj_fall_back_to_detection_and_say_so(store, tmp_path):
+    html = "<!DOCTYPE html><html><head><title>404</title></head></html>"
+    shp = write_shapefile(land_use_frame(), tmp_path, "lu", epsg=4525, cpg=html, prj=html)
+    report = load_plan(store, "land_use", shp)
+    assert {"cpg_unusable", "prj_unusable"} <= set(report["notes"])
+    assert report["encoding"]["guessed"] and report["crs"] == {
+        "used": "EPSG:4525", "source": "detected", "guessed": True, "note": "eastings carry zone prefix 37"}
+
+
+@pytest.mark.parametrize("epsg", [4525, 4546, 4508])
+def test_missing_prj_is_recognised_from_coordinates(store, tmp_path, epsg):
+    shp = write_shapefile(land_use_frame(), tmp_path, "lu", epsg=epsg, prj=False)
+    report = load_plan(store, "land_use", shp)
+    assert report["crs"]["guessed"] and "prj_missing" in report["notes"]
+    back = store.read_features("land_use", 1)
+    expected = np.array(grid_cells())
+    # 4508 and 4546 are one projection: either reading puts the cells back where they were
+    assert shapely.equals_exact(shapely.normalize(back.geometry.values[0]),
+                                shapely.normalize(shapely.multipolygons([expected[0]])), tolerance=1e-7)
+
+
+def test_crs_option_overrides_a_wrong_prj(store, tmp_path):
+    wrong = pyproj.CRS.from_epsg(4490).to_wkt("WKT1_ESRI")
+    shp = write_shapefile(land_use_frame(), tmp_path, "lu", epsg=4525, prj=wrong)
+    _refused(store, "land_use", shp, "out_of_region", "EPSG:4490", "#1")
+    report = load_plan(store, "land_use", shp, LoadOptions(crs=pyproj.CRS.from_epsg(4525)))
+    assert report["crs"]["source"] == "option"
+
+
+def test_unknown_crs_is_refused(store, tmp_path):
+    frame = land_use_frame().to_crs(3857)  # web mercator metres, no .prj: matches no CGCS2000 zone
+    shp = write_shapefile(frame, tmp_path, "lu", epsg=None, prj=False)
+    err = _refused(store, "land_use", shp, "crs_unknown", "--crs")
+    assert isinstance(err, CRSError)
+
+
+def test_geopackage_with_layer_choice_and_geojson(store, tmp_path):
+    gpkg = tmp_path / "plans.gpkg"
+    land_use_frame().to_file(gpkg, layer="土地利用", engine="pyogrio")
+    land_use_frame(2).to_file(gpkg, layer="other", engine="pyogrio")
+    _refused(store, "land_use", gpkg, "gpkg_layer_choice", "土地利用")
+    _refused(store, "land_use", gpkg, "gpkg_layer_missing", "nope", options=LoadOptions(source_layer="nope"))
+    assert load_plan(store, "land_use", gpkg, LoadOptions(source_layer="土地利用"))["counts"]["loaded"] == 16
+    geojson = tmp_path / "lu.geojson"
+    land_use_frame().to_file(geojson, driver="GeoJSON", engine="pyogrio")
+    report = load_plan(store, "land_use", geojson)
+    assert report["counts"]["loaded"] == 16 and report["encoding"]["used"] == "utf-8"
+
+
+def test_z_and_m_coordinates_are_dropped_and_curves_linearised(store, tmp_path):
+    cells = grid_cells()
+    z_cells = [shapely.force_3d(c, 12.5) for c in cells]
+    frame = land_use_frame().set_geometry(z_cells, crs=4490)
+    shp = write_shapefile(frame, tmp_path, "lu")
+    load_plan(store, "land_use", shp)
+    assert not store.read_features("land_use", 1).has_z.any()
+
+
+def test_curve_polygons_are_linearised(store, tmp_path):
+    # a CurvePolygon (two circular arcs) in WKB, as CAD-derived GeoPackages carry them
+    cx, cy, r = 110.25, 19.55, 0.01
+    pts = [(cx + r, cy), (cx, cy + r), (cx - r, cy), (cx, cy - r), (cx + r, cy)]
+    ring = struct.pack("<BII", 1, 8, len(pts)) + b"".join(struct.pack("<dd", *p) for p in pts)
+    wkb = struct.pack("<BII", 1, 10, 1) + ring
+    gpkg = tmp_path / "curve.gpkg"
+    pyogrio.raw.write(gpkg, np.array([wkb], dtype=object), [np.array(["010"], dtype=object)], fields=["YTQLXDM"],
+                      driver="GPKG", geometry_type="Unknown", crs="EPSG:4490", layer="c")
+    load_plan(store, "land_use", gpkg)
+    stored = store.read_features("land_use", 1)
+    circle = ellipsoidal_area(np.array([shapely.Point(cx, cy).buffer(r, 256)]))[0]
+    assert stored.area_m2[0] == pytest.approx(circle, rel=2e-3)
+    assert len(stored.geometry[0].geoms[0].exterior.coords) > 20
+
+
+def test_bowtie_and_unclosed_ring_are_repaired_and_recorded(store, tmp_path):
+    frame = land_use_frame(2)
+    x0, y0 = 110.21, 19.51
+    bowtie = shapely.Polygon([(x0, y0), (x0 + 0.01, y0 + 0.01), (x0 + 0.01, y0), (x0, y0 + 0.01), (x0, y0)])
+    geoms = list(frame.geometry)
+    geoms[1] = bowtie
+    frame = frame.set_geometry(geoms, crs=4490)
+    shp = write_shapefile(frame, tmp_path, "lu")
+    report = load_plan(store, "land_use", shp)
+    repairs = [r for r in report["repairs"] if r["kind"] == "invalid_polygon"]
+    assert [r["feature"] for r in repairs] == [2]
+    assert "Self-intersection" in repairs[0]["detail"]
+    stored = store.read_features("land_use", 1)
+    assert stored.is_valid.all()
+    # the bow-tie's two triangles keep their full area
+    half = ellipsoidal_area(np.array([shapely.Polygon([(x0, y0), (x0 + 0.005, y0 + 0.005), (x0, y0 + 0.01)])]))[0]
+    assert stored.area_m2[1] == pytest.approx(2 * half, rel=1e-6)
+
+
+def test_wrong_ring_orientation_is_normalised_and_recorded(store, tmp_path):
+    frame = land_use_frame(2)
+    geoms = [shapely.orient_polygons(g, exterior_cw=False) for g in frame.geometry]  # CCW shells
+    frame = frame.set_geometry(geoms, crs=4490)
+    geojson = tmp_path / "lu.geojson"
+    clockwise = [shapely.orient_polygons(g, exterior_cw=True) for g in geoms]
+    frame.set_geometry(clockwise, crs=4490).to_file(geojson, driver="GeoJSON", engine="pyogrio",
+                                                   layer_options={"RFC7946": "NO", "WRITE_BBOX": "NO"})
+    report = load_plan(store, "land_use", geojson)
+    assert len([r for r in report["repairs"] if r["kind"] == "ring_orientation"]) == 4
+    stored = store.read_features("land_use", 1)
+    for g in stored.geometry:
+        assert all(shapely.is_ccw(p.exterior) for p in g.geoms)
+
+
+def test_empty_geometries_are_rejected_with_feature_numbers(store, tmp_path):
+    frame = land_use_frame(2)
+    geoms = list(frame.geometry)
+    geoms[2] = None
+    frame = frame.set_geometry(geoms, crs=4490)
+    shp = write_shapefile(frame, tmp_path, "lu")
+    report = load_plan(store, "land_use", shp)
+    assert report["counts"]["rejected"] == 1 and report["rejected"][0]["feature"] == 3
+    assert report["counts"]["loaded"] == 3
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e300])
+def test_absurd_coordinates_are_refused(store, tmp_path, bad):
+    frame = land_use_frame(2)
+    geoms = list(frame.geometry)
+    geoms[3] = shapely.Polygon([(110.2, 19.5), (bad, 19.5), (110.25, 19.55), (110.2, 19.5)])
+    frame = frame.set_geometry(geoms, crs=4490)
+    gpkg = tmp_path / "lu.gpkg"
+    frame.to_file(gpkg, engine="pyogrio")
+    _refused(store, "land_use", gpkg, "bad_coordinates", "#4")
+
+
+def test_features_outside_hainan_are_refused(store, tmp_path):
+    frame = land_use_frame(2)
+    geoms = list(frame.geometry)
+    geoms[0] = shapely.affinity.translate(geoms[0], xoff=10.0)  # 120E: Taiwan strait
+    shp = write_shapefile(frame.set_geometry(geoms, crs=4490), tmp_path, "lu")
+    _refused(store, "land_use", shp, "out_of_region", "#1")
+
+
+def test_lines_delivered_as_a_polygon_plan_and_mixed_types_are_refused(store, tmp_path):
+    frame = land_use_frame(2)
+    lines = frame.set_geometry(frame.boundary, crs=4490)
+    shp = write_shapefile(lines, tmp_path, "lines")
+    _refused(store, "land_use", shp, "wrong_geometry", "polygon")
+    mixed = frame.set_geometry([*frame.geometry[:2], *frame.boundary[2:]], crs=4490)
+    gj = tmp_path / "mixed.geojson"
+    mixed.to_file(gj, driver="GeoJSON", engine="pyogrio")
+    _refused(store, "land_use", gj, "mixed_geometry")
+
+
+def test_unknown_codes_are_counted_never_dropped(store, tmp_path):
+    codes = ["010"] * 12 + ["999", "999", None, "010"]
+    shp = write_shapefile(land_use_frame(codes=codes), tmp_path, "lu")
+    report = load_plan(store, "land_use", shp)
+    assert report["unknown_codes"] == {"999": 2, "None": 1}
+    assert report["counts"]["loaded"] == 16
+    stored = store.read_features("land_use", 1)
+    assert list(stored.orig_code[12:14]) == ["999", "999"] and stored.ydyh_code[12] is None
+
+
+def test_numeric_class_codes_get_their_zero_padding_back(store, tmp_path):
+    frame = land_use_frame()
+    frame["YTQLXDM"] = [10, 30, 90, 20] * 4
+    shp = write_shapefile(frame, tmp_path, "lu")
+    report = load_plan(store, "land_use", shp)
+    assert report["unknown_codes"] == {}
+    assert set(store.read_features("land_use", 1).orig_code) == {"010", "020", "030", "090"}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # GDAL's note on the cut name
+def test_class_field_alias_and_option(store, tmp_path):
+    # a .dbf keeps 10 bytes of a field name: 用途区类型代码 arrives as 用途区类型
+    frame = land_use_frame().rename(columns={"YTQLXDM": "用途区类型代码"})
+    assert load_plan(store, "land_use", write_shapefile(frame, tmp_path / "a", "lu"))["class_field"] == "用途区类型"
+    frame = land_use_frame().rename(columns={"YTQLXDM": "CODE"})
+    shp = write_shapefile(frame, tmp_path / "b", "lu")
+    _refused(store, "land_use", shp, "class_field_missing", "CODE")
+    assert load_plan(store, "land_use", shp, LoadOptions(class_field="code"))["class_field"] == "CODE"
+
+
+def test_coverage_overlaps_and_gaps_are_reported(store, tmp_path):
+    frame = land_use_frame()
+    geoms = list(frame.geometry)
+    geoms[5] = shapely.buffer(geoms[5], 0.002, join_style="mitre")  # overlaps its 4 neighbours
+    hole_cell = geoms[10]
+    geoms[10] = hole_cell.difference(shapely.buffer(hole_cell.centroid, 0.003))  # a gap
+    shp = write_shapefile(frame.set_geometry(geoms, crs=4490), tmp_path, "lu")
+    report = load_plan(store, "land_use", shp)
+    q = report["quality"]
+    assert q["checked"]
+    # the mitred buffer reaches into all eight neighbours of feature 6
+    assert sorted(tuple(o["features"]) for o in q["overlaps"]) == [
+        (1, 6), (2, 6), (3, 6), (5, 6), (6, 7), (6, 9), (6, 10), (6, 11)]
+    assert len(q["gaps"]) == 1
+    assert q["gaps"][0]["area_m2"] == pytest.approx(
+        ellipsoidal_area(np.array([shapely.buffer(hole_cell.centroid, 0.003)]))[0], rel=1e-6)
+
+
+def test_network_lines_get_level_corridor_and_length(store, tmp_path):
+    lines = [shapely.LineString([(110.21, 19.51), (110.29, 19.51)]),
+             shapely.LineString([(110.21, 19.52), (110.21, 19.58), (110.25, 19.58)])]
+    frame = gpd.GeoDataFrame({"BSM": ["P1", "P2"], "DYDJ": ["500kV", "10kV"], "ZT": ["规划", "现状"],
+                              "XZQDM": ["469099", "469099"]}, geometry=lines, crs=4490)
+    shp = write_shapefile(frame, tmp_path, "power")
+    report = load_plan(store, "power", shp)
+    stored = store.read_features("power", 1)
+    assert list(stored.level) == ["500kV", "10kV"] and list(stored.corridor_m) == [60.0, 10.0]
+    geod = pyproj.CRS.from_epsg(4490).get_geod()
+    np.testing.assert_allclose(stored.length_m, [geod.geometry_length(g) for g in lines], rtol=1e-9)
+    assert report["area_by_class"][0]["code"] == "1303"
+
+
+def test_shapefile_sidecar_problems(store, tmp_path):
+    shp = write_shapefile(land_use_frame(), tmp_path / "a", "lu")
+    shp.with_suffix(".dbf").unlink()
+    _refused(store, "land_use", shp, "missing_sidecar", ".dbf")
+
+    shp = write_shapefile(land_use_frame(), tmp_path / "b", "lu")
+    set_dbf_record_count(shp.with_suffix(".dbf"), 10)
+    err = _refused(store, "land_use", shp, "dbf_short")
+    assert err.params["records"] == 10 and err.params["shapes"] == 16
+
+    only_dbf = tmp_path / "noshp.zip"
+    shp = write_shapefile(land_use_frame(), tmp_path / "c", "lu")
+    with zipfile.ZipFile(only_dbf, "w") as zf:
+        zf.write(shp.with_suffix(".dbf"), "lu.dbf")
+    _refused(store, "land_use", only_dbf, "missing_sidecar", ".shp")
+
+
+def test_missing_shx_is_rebuilt_and_announced(store, tmp_path):
+    shp = write_shapefile(land_use_frame(), tmp_path, "lu")
+    shp.with_suffix(".shx").unlink()
+    report = load_plan(store, "land_use", shp)
+    assert "index_restored" in report["notes"] and report["counts"]["loaded"] == 16
+    assert not shp.with_suffix(".shx").exists()  # the user's folder is left alone
+
+
+def test_deleted_dbf_records_are_skipped_and_reported(store, tmp_path):
+    shp = write_shapefile(land_use_frame(), tmp_path, "lu")
+    flag_dbf_deleted(shp.with_suffix(".dbf"), [2, 7])
+    report = load_plan(store, "land_use", shp)
+    assert report["deleted_records"] == [2, 7] and report["counts"]["deleted_records"] == 2
+    assert report["counts"]["loaded"] == 14 and "deleted_records_skipped" in report["notes"]
+    assert 2 not in set(store.read_features("land_use", 1).feature_no)
+
+
+@pytest.mark.parametrize("content, key", [
+    (b"", "file_empty"), (b"this is not a zip", "not_a_zip"), (b"PK\x03\x04truncated", "not_a_zip")])
+def test_broken_files_are_refused(store, tmp_path, content, key):
+    path = tmp_path / "plan.zip"
+    path.write_bytes(content)
+    _refused(store, "land_use", path, key)
+
+
+def test_zero_features_and_unknown_formats_are_refused(store, tmp_path):
+    empty = land_use_frame().iloc[:0]
+    gpkg = tmp_path / "empty.gpkg"
+    empty.to_file(gpkg, engine="pyogrio")
+    _refused(store, "land_use", gpkg, "no_features")
+    doc = tmp_path / "plan.docx"
+    doc.write_bytes(b"word")
+    _refused(store, "land_use", doc, "unsupported_format")
+
+
+def test_load_report_is_json_serialisable_and_stored_with_the_version(store, tmp_path):
+    report = load_plan(store, "land_use", write_shapefile(land_use_frame(), tmp_path, "lu"))
+    text = json.dumps(report, ensure_ascii=False)
+    assert "EPSG:4490" in text
+    stored = store.version("land_use", 1).report
+    assert stored["area_by_class"] == report["area_by_class"] and stored["sha256"] == report["sha256"]
