@@ -1,0 +1,5 @@
+"""Run the CLI as python -m multiplan.cli."""
+
+from multiplan.cli import main
+
+main()
