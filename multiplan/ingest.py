@@ -116,6 +116,16 @@ def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: P
     return geoms
 
 
+def _check_declared_type(src: PlanSource, spec: LayerSpec) -> None:
+    """Refuse early when the file declares a geometry family the layer cannot hold."""
+    declared = src.geometry_type.lower().replace(" z", "").replace(" m", "")
+    family = next((f for f, words in (("polygon", ("polygon", "surface")), ("line", ("line", "curve")),
+                                      ("point", ("point",))) if any(w in declared for w in words)), None)
+    if family is not None and family != spec.geometry:
+        raise InputError("wrong_geometry", file=src.name, got=src.geometry_type, layer=spec.id,
+                         expected=spec.geometry, features=f"#1–#{src.feature_count}")
+
+
 def _check_coordinates(geoms: np.ndarray, numbers: np.ndarray, src: PlanSource) -> None:
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     bad = ~np.all(np.isfinite(coords) & (np.abs(coords) < MAX_ABS_COORD), axis=1)
@@ -347,6 +357,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
         with tempfile.TemporaryDirectory(prefix="multiplan-load-") as tmp:
             src = open_plan_source(path, Path(tmp), source_layer=options.source_layer,
                                    encoding=options.encoding, crs=options.crs)
+            _check_declared_type(src, spec)
             code_field = class_field_for(spec, src.fields, options.class_field, src.name)
             tally = _Tally()
             for chunk in read_chunks(src, options.chunk_size):

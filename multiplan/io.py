@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import charset_normalizer
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -110,20 +111,18 @@ def _dbf_text_sample(dbf: Path, hlen: int, rlen: int, nrec: int, limit: int = 2_
 
 
 def detect_text_encoding(raw: bytes) -> str | None:
-    """UTF-8 if the bytes decode as UTF-8, else GBK (GB18030) if they decode as that, else None.
+    """UTF-8 if the bytes decode as UTF-8, else GBK (GB18030) if they do, else charset-normalizer's guess.
 
-    ASCII-only text returns "utf-8": both readings agree.
+    ASCII-only text returns "utf-8": every reading agrees.
     """
-    try:
-        raw.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        raw.decode("gb18030")
-        return "gbk"
-    except UnicodeDecodeError:
-        return None
+    for codec, name in (("utf-8", "utf-8"), ("gb18030", "gbk")):
+        try:
+            raw.decode(codec)
+            return name
+        except UnicodeDecodeError:
+            pass
+    best = charset_normalizer.from_bytes(raw).best()
+    return best.encoding if best is not None else None
 
 
 def _cpg_encoding(text: str) -> str | None:
@@ -248,7 +247,9 @@ def open_plan_source(path: str | Path, workdir: Path, *, source_layer: str | Non
         src.encoding, src.encoding_source = (encoding, "option") if encoding else ("utf-8", "format")
     if driver == "GPKG":
         try:
-            names = [str(n) for n in pyogrio.list_layers(src.dataset)[:, 0]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # GDAL's notes on M values come again with read_info
+                names = [str(n) for n in pyogrio.list_layers(src.dataset)[:, 0]]
         except Exception as exc:  # GDAL raises several types for a broken file
             raise InputError("read_failed", file=src.name, detail=str(exc)) from exc
         if source_layer is None:
