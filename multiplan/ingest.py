@@ -35,6 +35,8 @@ QC_MIN_AREA_M2 = 1.0
 # Coordinates beyond this magnitude are junk (1e300 and the like) in any Hainan CRS.
 MAX_ABS_COORD = 1e9
 MAX_LISTED = 20
+# Vertices closer than this (degrees, ~0.1 mm) are the same vertex when matching shared edges.
+_SNAP_DEG = 1e-9
 
 
 @dataclass
@@ -61,6 +63,7 @@ class _Tally:
     area: dict[str, list[float]] = field(default_factory=dict)  # code -> [area, length, count]
     qc_geoms: list[np.ndarray] = field(default_factory=list)
     qc_numbers: list[np.ndarray] = field(default_factory=list)
+    qc_keys: list[np.ndarray] = field(default_factory=list)
 
 
 def _numbers(values: np.ndarray | list[int]) -> str:
@@ -262,6 +265,7 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
         frame["length_m"] = np.nan
         tally.qc_geoms.append(geoms)
         tally.qc_numbers.append(numbers)
+        tally.qc_keys.append(frame["feature_key"].to_numpy(dtype=object))
     else:
         frame["area_m2"] = np.nan
         frame["length_m"] = geodesic_length(geoms) if spec.geometry == "line" else np.nan
@@ -275,36 +279,77 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=STORAGE_CRS))
 
 
-def coverage_findings(geoms: np.ndarray, numbers: np.ndarray, min_area_m2: float = QC_MIN_AREA_M2
-                      ) -> dict[str, list[dict[str, Any]]]:
-    """Overlaps between features and gaps inside a coverage plan (data-quality findings)."""
+def _unmatched_segments(geoms: np.ndarray) -> np.ndarray:
+    """Boundary segments not shared by exactly two polygons, as an (n, 2, 2) coordinate array.
+
+    In a clean coverage every inner edge is used twice, once each way (by the two neighbours); what
+    is left is the outline of the plan, of its gaps and of any overlaps.
+    """
+    rings = shapely.get_rings(shapely.get_parts(geoms))
+    coords, owner = shapely.get_coordinates(rings, return_index=True)
+    same = owner[1:] == owner[:-1]
+    start, end = coords[:-1][same], coords[1:][same]
+    q0 = np.round(start / _SNAP_DEG).astype(np.int64)
+    q1 = np.round(end / _SNAP_DEG).astype(np.int64)
+    keep = np.any(q0 != q1, axis=1)
+    start, end, q0, q1 = start[keep], end[keep], q0[keep], q1[keep]
+    # one 64-bit hash per directed segment; a collision could only hide a finding, never invent one
+    u0, u1 = q0.astype(np.uint64), q1.astype(np.uint64)
+    m = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
+         np.uint64(0x27D4EB2F165667C5))
+    with np.errstate(over="ignore"):
+        forward = u0[:, 0] * m[0] + u0[:, 1] * m[1] + u1[:, 0] * m[2] + u1[:, 1] * m[3]
+        backward = u1[:, 0] * m[0] + u1[:, 1] * m[1] + u0[:, 0] * m[2] + u0[:, 1] * m[3]
+    counts = pd.Series(forward).value_counts()
+    # shells run counter-clockwise, so a shared edge is used once each way; duplicates break that
+    matched = (pd.Series(forward).map(counts).to_numpy() == 1) & (
+        pd.Series(backward).map(counts).fillna(0).to_numpy() == 1)
+    odd = ~matched
+    return np.stack([start[odd], end[odd]], axis=1)
+
+
+def coverage_findings(geoms: np.ndarray, numbers: np.ndarray, keys: np.ndarray | None = None,
+                      min_area_m2: float = QC_MIN_AREA_M2) -> dict[str, list[dict[str, Any]]]:
+    """Overlaps between features and gaps inside a coverage plan (data-quality findings).
+
+    Only the unshared boundary segments are noded and polygonised; each face is then covered by
+    zero features (a gap), one (fine) or several (an overlap, measured pair by pair).
+    """
+    segments = _unmatched_segments(geoms)
+    faces = np.array([], dtype=object)
+    if len(segments):
+        noded = shapely.node(shapely.multilinestrings(shapely.linestrings(segments)))
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    pairs = left < right
-    left, right = left[pairs], right[pairs]
-    # interiors meet only if the pair does not merely touch
-    inner = ~shapely.touches(geoms[left], geoms[right])
-    left, right = left[inner], right[inner]
+    points = shapely.point_on_surface(faces)
+    face_idx, poly_idx = tree.query(points, predicate="intersects")
+    cover = np.bincount(face_idx, minlength=len(faces))
+    face_area = ellipsoidal_area(faces)
+    gaps = []
+    for i in np.flatnonzero((cover == 0) & (face_area >= min_area_m2)):
+        gaps.append({"area_m2": float(face_area[i]), "point": [round(points[i].x, 7), round(points[i].y, 7)]})
+    # The number of features covering a face is the same all over it, but which ones may change
+    # across shared edges inside it: test every feature that meets an overlap face, pair by pair.
+    pairs = set()
+    multi = np.flatnonzero(cover >= 2)
+    if len(multi):
+        f_idx, p_idx = tree.query(faces[multi], predicate="intersects")
+        for f in np.unique(f_idx):
+            owners = sorted(p_idx[f_idx == f].tolist())
+            pairs.update((a, b) for k, a in enumerate(owners) for b in owners[k + 1:])
     overlaps = []
-    if len(left):
+    if pairs:
+        left, right = np.array(sorted(pairs)).T
         pieces = shapely.intersection(geoms[left], geoms[right])
-        areas = ellipsoidal_area(pieces)
-        for a, b, piece, area in zip(left, right, pieces, areas, strict=True):
+        for a, b, piece, area in zip(left, right, pieces, ellipsoidal_area(pieces), strict=True):
             if area >= min_area_m2:
                 pt = shapely.point_on_surface(piece)
-                overlaps.append({"features": [int(numbers[a]), int(numbers[b])], "area_m2": float(area),
-                                 "point": [round(pt.x, 7), round(pt.y, 7)]})
-    union = shapely.coverage_union_all(geoms) if not overlaps else shapely.union_all(geoms)
-    gaps = []
-    for poly in shapely.get_parts(union):
-        holes = [shapely.Polygon(r) for r in poly.interiors]
-        if not holes:
-            continue
-        areas = ellipsoidal_area(np.array(holes, dtype=object))
-        for hole, area in zip(holes, areas, strict=True):
-            if area >= min_area_m2:
-                pt = hole.representative_point()
-                gaps.append({"area_m2": float(area), "point": [round(pt.x, 7), round(pt.y, 7)]})
+                first, second = sorted([a, b], key=lambda i: numbers[i])
+                overlaps.append({"features": [int(numbers[first]), int(numbers[second])],
+                                 "keys": [str(keys[first]), str(keys[second])] if keys is not None else None,
+                                 "area_m2": float(area), "point": [round(pt.x, 7), round(pt.y, 7)]})
+    overlaps.sort(key=lambda o: o["features"])
+    gaps.sort(key=lambda g: g["point"])
     return {"overlaps": overlaps, "gaps": gaps}
 
 
@@ -371,7 +416,8 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
                 if progress:
                     progress("quality", 0, 1)
                 quality = {"checked": True, "min_area_m2": QC_MIN_AREA_M2,
-                           **coverage_findings(np.concatenate(tally.qc_geoms), np.concatenate(tally.qc_numbers))}
+                           **coverage_findings(np.concatenate(tally.qc_geoms), np.concatenate(tally.qc_numbers),
+                                              np.concatenate(tally.qc_keys))}
                 if progress:
                     progress("quality", 1, 1)
             summary = _summary(src, spec, meta, code_field, tally, quality)

@@ -81,9 +81,12 @@ def test_area_of_small_parcels_matches_a_local_equal_area_projection():
 def test_area_of_multipolygon_sums_parts_and_non_polygons_are_zero():
     a = shapely.segmentize(shapely.box(110.0, 19.0, 110.01, 19.01), 0.0005)
     b = shapely.segmentize(shapely.box(110.1, 19.0, 110.11, 19.01), 0.0005)
-    areas = ellipsoidal_area(np.array([shapely.MultiPolygon([a, b]), a, shapely.LineString([(110, 19), (110.1, 19)]), None]))
+    line = shapely.LineString([(110, 19), (110.1, 19)])
+    mixed = shapely.GeometryCollection([a, line, shapely.Point(110, 19)])
+    areas = ellipsoidal_area(np.array([shapely.MultiPolygon([a, b]), a, line, None, mixed]))
     assert areas[0] == pytest.approx(2 * areas[1], rel=1e-9)
     assert areas[2] == 0 and areas[3] == 0
+    assert areas[4] == pytest.approx(areas[1], rel=1e-12)
 
 
 @pytest.mark.parametrize("bounds, epsg", [

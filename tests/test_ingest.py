@@ -8,6 +8,7 @@ import zipfile
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio.raw
 import pyproj
 import pytest
@@ -281,6 +282,17 @@ def test_coverage_overlaps_and_gaps_are_reported(store, tmp_path):
     assert len(q["gaps"]) == 1
     assert q["gaps"][0]["area_m2"] == pytest.approx(
         ellipsoidal_area(np.array([shapely.buffer(hole_cell.centroid, 0.003)]))[0], rel=1e-6)
+
+
+def test_a_duplicated_corner_feature_is_an_overlap(store, tmp_path):
+    frame = land_use_frame()
+    frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)  # feature 17 repeats feature 1
+    report = load_plan(store, "land_use", write_shapefile(frame, tmp_path, "lu"))
+    overlaps = report["quality"]["overlaps"]
+    assert [o["features"] for o in overlaps] == [[1, 17]]
+    assert overlaps[0]["area_m2"] == pytest.approx(ellipsoidal_area(
+        np.array([grid_cells()[0]]))[0], rel=1e-6)
+    assert report["quality"]["gaps"] == []
 
 
 def test_network_lines_get_level_corridor_and_length(store, tmp_path):

@@ -6,12 +6,12 @@ are serialised and version numbers have neither duplicates nor holes; features g
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -195,7 +195,9 @@ class _PostgisLoad(LoadSession):
         except BaseException:
             self.conn.close()
             raise
-        self.cols = ["version"] + [c[0] for c in FEATURE_COLUMNS if c[0] != "version"] + ["geom"]
+        self.cols = [c[0] for c in FEATURE_COLUMNS] + ["geom"]
+        self.types = [{"integer": "int4", "double precision": "float8"}.get(pg, pg) for _, pg, _ in FEATURE_COLUMNS]
+        self.types.append("bytea")
 
     def _failed(self, exc: BaseException) -> StorageError:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -204,17 +206,20 @@ class _PostgisLoad(LoadSession):
     def write(self, frame: gpd.GeoDataFrame) -> None:
         if frame.empty:
             return
-        data = frame.drop(columns=frame.geometry.name).copy()
-        data.insert(0, "version", self.version)
-        data["geom"] = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490),
-                                      hex=True, include_srid=True)
-        buf = io.StringIO()
-        data[self.cols].to_csv(buf, header=False, index=False)
+        # Binary COPY: geometries go as EWKB bytes, which geometry's binary input reads as they are.
+        columns = [[self.version] * len(frame)]
+        for name, pg, _ in FEATURE_COLUMNS[1:]:
+            col = np.array(frame[name].to_numpy(dtype=object), dtype=object)
+            col[pd.isna(col)] = None  # NaN means "not given": NULL, not a number
+            columns.append([int(v) for v in col] if pg == "integer" else col)
+        columns.append(shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490), include_srid=True))
         raw = self.conn.connection.driver_connection
         try:
             with raw.cursor() as cur, cur.copy(
-                    f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buf.getvalue())
+                    f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(self.types)
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
         except Exception as exc:
             raise self._failed(exc) from exc
 
