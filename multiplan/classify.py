@@ -48,22 +48,34 @@ def class_field_for(spec: LayerSpec, columns: list[str], override: str | None, f
 
 
 def normalise_codes(values: pd.Series, known: set[str]) -> pd.Series:
-    """Codes as text: numbers without '.0', and zero-padded back when the table knows the padded code."""
-    def one(v: object) -> str | None:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        text = str(v).strip()
-        if not text:
-            return None
-        if text not in known and text.isdigit():
-            for width in (2, 3, 4, 6):
-                if len(text) < width and text.zfill(width) in known:
-                    return text.zfill(width)
-        return text
-    uniques = {v: one(v) for v in pd.unique(values.astype(object))}
-    return pd.Series([uniques[v] for v in values.astype(object)], index=values.index, dtype=object)
+    """Codes as text: numbers without '.0', blanks as None, zero padding restored when the table knows it.
+
+    A numeric .dbf field turns 010 into 10; when ``known`` has "010" and not "10", "010" comes back.
+    """
+    if pd.api.types.is_bool_dtype(values):
+        text = values.astype(object).map(str)
+    elif pd.api.types.is_numeric_dtype(values):
+        numbers = values.astype("float64")
+        integral = numbers.notna() & (numbers == numbers.round())
+        text = pd.Series([None] * len(values), index=values.index, dtype=object)
+        text[integral] = numbers[integral].astype("int64").astype(str)
+        text[numbers.notna() & ~integral] = numbers[numbers.notna() & ~integral].astype(str)
+    else:
+        text = pd.Series(values.to_numpy(dtype=object), index=values.index, dtype=object)
+        is_str = text.map(type) == str
+        text[is_str] = text[is_str].str.strip()
+        text[~is_str & text.notna()] = text[~is_str & text.notna()].map(str)
+        text[text.isna() | (text == "")] = None
+    if known:
+        fixes = {}
+        for code in pd.unique(text.dropna()):
+            if code not in known and code.isdigit():
+                padded = next((code.zfill(w) for w in (2, 3, 4, 6) if len(code) < w and code.zfill(w) in known), None)
+                if padded:
+                    fixes[code] = padded
+        if fixes:
+            text = text.map(lambda c: fixes.get(c, c))
+    return text.astype(object).where(text.notna(), None)
 
 
 def classify(codes: pd.Series, crosswalk: Crosswalk) -> tuple[pd.Series, pd.Series, Counter]:
@@ -72,9 +84,13 @@ def classify(codes: pd.Series, crosswalk: Crosswalk) -> tuple[pd.Series, pd.Seri
     An ambiguous one-to-many row gives its targets joined by '|' (e.g. GB 50137 E2 -> '01|02|03|04').
     """
     table = crosswalk.lookup()
-    unified = pd.Series([table[c].unified_code if c in table else None for c in codes], dtype=object)
-    match = pd.Series([table[c].match if c in table else ("missing" if c is None else "unknown")
-                       for c in codes], dtype=object)
+    unified_of = {src: row.unified_code for src, row in table.items()}
+    match_of = {src: row.match for src, row in table.items()}
+    unified = pd.Series(codes.map(unified_of).to_numpy(dtype=object), dtype=object)
+    unified = unified.where(unified.notna(), None)
+    match = pd.Series(codes.map(match_of).to_numpy(dtype=object), dtype=object)
+    match[match.isna()] = "unknown"
+    match[codes.isna().to_numpy()] = "missing"
     unknown = Counter(str(c) for c, m in zip(codes, match, strict=True) if m in ("unknown", "missing"))
     return unified, match, unknown
 

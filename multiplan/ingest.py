@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,10 @@ import shapely
 
 from multiplan import config
 from multiplan.classify import class_field_for, class_name, classify, find_field, normalise_codes
+from multiplan.coverage import coverage_findings, segment_keys
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.errors import InputError
-from multiplan.io import PlanSource, RawChunk, open_plan_source, read_chunks, sha256_of
+from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunks, sha256_of
 from multiplan.specs import LayerSpec, layer_spec
 from multiplan.store.base import LoadMeta, PlanStore
 
@@ -35,8 +38,8 @@ QC_MIN_AREA_M2 = 1.0
 # Coordinates beyond this magnitude are junk (1e300 and the like) in any Hainan CRS.
 MAX_ABS_COORD = 1e9
 MAX_LISTED = 20
-# Vertices closer than this (degrees, ~0.1 mm) are the same vertex when matching shared edges.
-_SNAP_DEG = 1e-9
+# Threads checking chunks; the machine's cores, at most two (the database takes its own).
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -49,21 +52,77 @@ class LoadOptions:
     chunk_size: int = 50_000
 
 
-@dataclass
-class _Tally:
-    """What the chunks have found so far."""
+#: How many repairs and rejections a report lists one by one (all are counted).
+MAX_REPORTED = 1000
 
+
+@dataclass
+class _ChunkResult:
+    """What processing one chunk produced; chunks are processed in parallel and merged in order."""
+
+    frame: gpd.GeoDataFrame
     read: int = 0
-    loaded: int = 0
-    family: int | None = None
+    family: str | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
     unknown_codes: Counter = field(default_factory=Counter)
     unknown_zones: Counter = field(default_factory=Counter)
     area: dict[str, list[float]] = field(default_factory=dict)  # code -> [area, length, count]
-    qc_geoms: list[np.ndarray] = field(default_factory=list)
-    qc_numbers: list[np.ndarray] = field(default_factory=list)
-    qc_keys: list[np.ndarray] = field(default_factory=list)
+    start: int = 0
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bounds: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    seg_keys: np.ndarray | None = None
+    seg_owner: np.ndarray | None = None
+
+
+@dataclass
+class _Tally:
+    """Everything the chunks found, merged."""
+
+    read: int = 0
+    loaded: int = 0
+    family: str | None = None
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    n_rejected: int = 0
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    repairs_by_kind: Counter = field(default_factory=Counter)
+    repaired_features: set = field(default_factory=set)
+    unknown_codes: Counter = field(default_factory=Counter)
+    unknown_zones: Counter = field(default_factory=Counter)
+    area: dict[str, list[float]] = field(default_factory=dict)
+    positions: list[np.ndarray] = field(default_factory=list)
+    fids: list[np.ndarray] = field(default_factory=list)
+    bounds: list[np.ndarray] = field(default_factory=list)
+    seg_keys: list[np.ndarray] = field(default_factory=list)
+    seg_owner: list[np.ndarray] = field(default_factory=list)
+
+    def merge(self, part: _ChunkResult, src: PlanSource) -> None:
+        if part.family is not None:
+            if self.family is not None and part.family != self.family:
+                raise InputError("mixed_geometry", file=src.name, types=", ".join(sorted({self.family, part.family})))
+            self.family = part.family
+        self.read += part.read
+        self.loaded += len(part.frame)
+        self.n_rejected += len(part.rejected)
+        self.rejected.extend(part.rejected[: max(0, MAX_REPORTED - len(self.rejected))])
+        for r in part.repairs:
+            self.repairs_by_kind[r["kind"]] += 1
+            self.repaired_features.add(r["feature"])
+        self.repairs.extend(part.repairs[: max(0, MAX_REPORTED - len(self.repairs))])
+        self.unknown_codes.update(part.unknown_codes)
+        self.unknown_zones.update(part.unknown_zones)
+        for code, (area, length, count) in part.area.items():
+            slot = self.area.setdefault(code, [0.0, 0.0, 0])
+            slot[0] += area
+            slot[1] += length
+            slot[2] += count
+        self.positions.append(part.positions)
+        self.fids.append(part.fids)
+        self.bounds.append(part.bounds)
+        if part.seg_keys is not None:
+            self.seg_keys.append(part.seg_keys)
+            self.seg_owner.append(part.seg_owner)
 
 
 def _numbers(values: np.ndarray | list[int]) -> str:
@@ -93,11 +152,10 @@ def _to_storage(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
     return shapely.transform(geoms, move)
 
 
-def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: PlanSource, tally: _Tally) -> np.ndarray:
+def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: PlanSource) -> np.ndarray:
     """Refuse mixed or wrong geometry types; unpack collections holding one family."""
     types = shapely.get_type_id(geoms)
-    coll = np.flatnonzero(types == 7)
-    for i in coll:  # GDAL turns some odd polygons into collections: keep them if polygonal
+    for i in np.flatnonzero(types == 7):  # GDAL turns some odd polygons into collections: keep them if polygonal
         parts = shapely.get_parts(geoms[i])
         part_types = set(shapely.get_type_id(parts).tolist())
         if part_types <= {3, 6}:
@@ -105,8 +163,6 @@ def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: P
         elif part_types <= {1, 5}:
             geoms[i] = shapely.multilinestrings(shapely.get_parts(parts))
     families = {_FAMILY_NAME.get(t, "other") for t in shapely.get_type_id(geoms).tolist()}
-    if tally.family is not None:
-        families.add(_FAMILY_NAME[tally.family])
     if "other" in families:
         raise InputError("unsupported_geometry", file=src.name, got=src.geometry_type or "GeometryCollection")
     if len(families) > 1:
@@ -115,7 +171,6 @@ def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: P
     if family != spec.geometry:
         raise InputError("wrong_geometry", file=src.name, got=family, layer=spec.id, expected=spec.geometry,
                          features=_numbers(numbers[:MAX_LISTED]))
-    tally.family = _FAMILY[spec.geometry][0]
     return geoms
 
 
@@ -136,48 +191,45 @@ def _check_coordinates(geoms: np.ndarray, numbers: np.ndarray, src: PlanSource) 
         raise InputError("bad_coordinates", file=src.name, features=_numbers(np.unique(numbers[owner[bad]])))
 
 
-def _check_region(geoms: np.ndarray, numbers: np.ndarray, src: PlanSource) -> None:
-    b = shapely.bounds(geoms)
+def _check_region(bounds: np.ndarray, numbers: np.ndarray, src: PlanSource) -> None:
     minx, miny, maxx, maxy = config.REGION_BOUNDS
     with np.errstate(invalid="ignore"):
-        outside = ~((b[:, 0] >= minx) & (b[:, 2] <= maxx) & (b[:, 1] >= miny) & (b[:, 3] <= maxy))
+        outside = ~((bounds[:, 0] >= minx) & (bounds[:, 2] <= maxx) & (bounds[:, 1] >= miny) & (bounds[:, 3] <= maxy))
     if outside.any():
         assert src.crs is not None
         raise InputError("out_of_region", file=src.name, features=_numbers(numbers[outside]), crs=src.crs.label)
 
 
-def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, tally: _Tally
+def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, result: _ChunkResult
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Make every polygon valid, oriented (exterior CCW) and multi; returns a keep mask."""
+    """Make every polygon valid, oriented (shells counter-clockwise) and multi; returns a keep mask."""
     keep = np.ones(len(geoms), dtype=bool)
     invalid = np.flatnonzero(~shapely.is_valid(geoms))
     if len(invalid):
         reasons = shapely.is_valid_reason(geoms[invalid])
+        before = ellipsoidal_area(geoms[invalid])
         fixed = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
-        for i, reason, new in zip(invalid, reasons, fixed, strict=True):
+        for i, reason, new, area in zip(invalid, reasons, fixed, before, strict=True):
             parts = shapely.get_parts(new)
-            polys = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
-            merged = shapely.get_parts(polys) if len(polys) else polys
-            if len(merged) == 0 or shapely.area(shapely.multipolygons(merged)) == 0:
+            polys = shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))])
+            repaired = shapely.multipolygons(polys) if len(polys) else None
+            if repaired is None or shapely.area(repaired) == 0:
                 keep[i] = False
-                tally.rejected.append({"feature": int(numbers[i]), "reason": "unrepairable", "detail": reason})
+                result.rejected.append({"feature": int(numbers[i]), "reason": "unrepairable", "detail": reason})
                 continue
-            before = float(ellipsoidal_area(np.array([geoms[i]]))[0])
-            geoms[i] = shapely.multipolygons(merged)
-            tally.repairs.append({"feature": int(numbers[i]), "kind": "invalid_polygon", "detail": reason,
-                                  "area_before_m2": before,
-                                  "area_after_m2": float(ellipsoidal_area(np.array([geoms[i]]))[0])})
+            geoms[i] = repaired
+            result.repairs.append({"feature": int(numbers[i]), "kind": "invalid_polygon", "detail": reason,
+                                   "area_before_m2": float(area),
+                                   "area_after_m2": float(ellipsoidal_area(np.array([repaired]))[0])})
     parts, owner = shapely.get_parts(geoms, return_index=True)
     ccw = shapely.is_ccw(shapely.get_exterior_ring(parts))
     # shapefiles store shells clockwise; other formats (GeoJSON, GeoPackage) counter-clockwise
-    wrong = ccw if shapefile else ~ccw
-    for i in np.unique(owner[wrong]):
+    for i in np.unique(owner[ccw if shapefile else ~ccw]):
         if keep[i]:
-            tally.repairs.append({"feature": int(numbers[i]), "kind": "ring_orientation",
-                                  "detail": "shell ring had the wrong orientation for its format"})
-    oriented = shapely.orient_polygons(parts, exterior_cw=False)
+            result.repairs.append({"feature": int(numbers[i]), "kind": "ring_orientation",
+                                   "detail": "shell ring had the wrong orientation for its format"})
     out = np.empty(len(geoms), dtype=object)
-    out[:] = shapely.multipolygons(oriented, indices=owner) if len(parts) else []
+    out[:] = shapely.multipolygons(shapely.orient_polygons(parts, exterior_cw=False), indices=owner)
     return out, keep
 
 
@@ -191,166 +243,129 @@ def _attrs_json(attrs: pd.DataFrame) -> list[str]:
 
 def _text_column(attrs: pd.DataFrame, candidates: tuple[str, ...]) -> pd.Series | None:
     name = find_field(list(attrs.columns), candidates)
-    if name is None:
-        return None
-    return normalise_codes(attrs[name], set())
+    return None if name is None else normalise_codes(attrs[name], set())
 
 
-def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field: str,
-                   tally: _Tally) -> gpd.GeoDataFrame:
-    numbers = chunk.feature_no
-    geoms = chunk.geometry
-    attributes = chunk.attributes
+@dataclass
+class _Features:
+    geoms: np.ndarray
+    numbers: np.ndarray
+    attrs: pd.DataFrame
+    positions: np.ndarray
+    fids: np.ndarray
+    bounds: np.ndarray
+
+
+def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _ChunkResult) -> _Features:
+    """Geometry checks and repairs for one chunk: the same function when features are read again."""
+    positions = np.arange(len(chunk.feature_no)) + max(chunk.start, 0)
+    numbers, geoms, attrs, fids = chunk.feature_no, chunk.geometry, chunk.attributes, chunk.fids
     if src.deleted_records:  # the rule: a record flagged deleted in the .dbf is not part of the plan
         live = ~np.isin(numbers, src.deleted_records)
-        numbers, geoms, attributes = numbers[live], geoms[live], attributes[live].reset_index(drop=True)
-    tally.read += len(numbers)
+        numbers, geoms, attrs, fids, positions = numbers[live], geoms[live], attrs[live], fids[live], positions[live]
+    result.read += len(numbers)
     if chunk.unreadable:
         raise InputError("unsupported_geometry", file=src.name, got=src.geometry_type or "unknown")
     for n in chunk.unclosed:
-        tally.repairs.append({"feature": n, "kind": "unclosed_ring", "detail": "ring closed by repeating its first point"})
+        result.repairs.append({"feature": n, "kind": "unclosed_ring", "detail": "ring closed by repeating its first point"})
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     for n in numbers[empty]:
-        tally.rejected.append({"feature": int(n), "reason": "empty", "detail": "NULL or empty geometry"})
+        result.rejected.append({"feature": int(n), "reason": "empty", "detail": "NULL or empty geometry"})
     keep = ~empty
-    geoms, numbers, attrs = geoms[keep], numbers[keep], attributes[keep].reset_index(drop=True)
-    if len(geoms) == 0:
-        return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
-    geoms = _check_types(geoms, numbers, spec, src, tally)
-    _check_coordinates(geoms, numbers, src)
-    assert src.crs is not None
-    geoms = _to_storage(geoms, src.crs.crs)
-    _check_region(geoms, numbers, src)
+    geoms, numbers, fids, positions = geoms[keep], numbers[keep], fids[keep], positions[keep]
+    attrs = attrs[keep].reset_index(drop=True)
+    if len(geoms):
+        geoms = _check_types(geoms, numbers, spec, src)
+        result.family = spec.geometry
+        _check_coordinates(geoms, numbers, src)
+        assert src.crs is not None
+        geoms = _to_storage(geoms, src.crs.crs)
+        _check_region(shapely.bounds(geoms), numbers, src)
     if spec.geometry == "polygon":
-        geoms, ok = _repair_polygons(geoms, numbers, src.driver == "ESRI Shapefile", tally)
+        geoms, ok = _repair_polygons(geoms, numbers, src.driver == "ESRI Shapefile", result)
     else:
         parts, owner = shapely.get_parts(geoms, return_index=True)
         maker = shapely.multilinestrings if spec.geometry == "line" else shapely.multipoints
-        geoms = np.asarray(maker(parts, indices=owner), dtype=object)
+        multi = np.empty(len(geoms), dtype=object)
+        multi[:] = maker(parts, indices=owner) if len(parts) else []
+        geoms = multi
         ok = np.ones(len(geoms), dtype=bool)
         if spec.geometry == "line":
             degenerate = shapely.length(geoms) == 0
             for n in numbers[degenerate]:
-                tally.rejected.append({"feature": int(n), "reason": "empty", "detail": "zero-length line"})
+                result.rejected.append({"feature": int(n), "reason": "empty", "detail": "zero-length line"})
             ok &= ~degenerate
-    geoms, numbers, attrs = geoms[ok], numbers[ok], attrs[ok].reset_index(drop=True)
+    geoms = geoms[ok]
+    return _Features(geoms, numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok],
+                     shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)))
 
-    known = set(spec.crosswalk.lookup())
-    codes = normalise_codes(attrs[code_field], known)
-    unified, match, unknown = classify(codes, spec.crosswalk)
-    tally.unknown_codes.update(unknown)
-    frame = pd.DataFrame({"feature_no": numbers.astype(np.int64)})
+
+def _feature_keys(attrs: pd.DataFrame, numbers: np.ndarray, spec: LayerSpec) -> np.ndarray:
     keys = _text_column(attrs, spec.id_fields)
-    frame["feature_key"] = keys.fillna(pd.Series(numbers.astype(str))) if keys is not None else numbers.astype(str)
-    frame["orig_code"] = codes.values
-    frame["ydyh_code"] = unified.values
-    frame["ydyh_match"] = match.values
+    fallback = numbers.astype(str).astype(object)
+    if keys is None:
+        return fallback
+    values = np.array(keys.to_numpy(dtype=object), dtype=object)
+    missing = pd.isna(values)
+    values[missing] = fallback[missing]
+    return values
+
+
+def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field: str) -> _ChunkResult:
+    """Everything one chunk needs, with no shared state, so chunks can run on several threads."""
+    result = _ChunkResult(frame=gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS)), start=chunk.start)
+    f = _normalise(chunk, src, spec, result)
+    result.positions, result.fids, result.bounds = f.positions, f.fids, f.bounds
+    if len(f.geoms) == 0:
+        return result
+    codes = normalise_codes(f.attrs[code_field], set(spec.crosswalk.lookup()))
+    unified, match, unknown = classify(codes, spec.crosswalk)
+    result.unknown_codes = unknown
+    frame = pd.DataFrame({"feature_no": f.numbers.astype(np.int64)})
+    frame["feature_key"] = _feature_keys(f.attrs, f.numbers, spec)
+    frame["orig_code"] = codes.to_numpy()
+    frame["ydyh_code"] = unified.to_numpy()
+    frame["ydyh_match"] = match.to_numpy()
     zone = None
     if spec.zone_field is not None:
-        zone_col = find_field(list(attrs.columns), (spec.zone_field.name, *spec.zone_field.aliases))
+        zone_col = find_field(list(f.attrs.columns), (spec.zone_field.name, *spec.zone_field.aliases))
         if zone_col is not None:
-            zone = normalise_codes(attrs[zone_col], set(spec.zone_field.values))
-            tally.unknown_zones.update(str(z) for z in zone if z not in spec.zone_field.values)
-    frame["zone_code"] = zone.values if zone is not None else None
-    admin = _text_column(attrs, spec.admin_fields)
-    frame["xzqdm"] = admin.values if admin is not None else None
+            zone = normalise_codes(f.attrs[zone_col], set(spec.zone_field.values))
+            result.unknown_zones = Counter(str(z) for z in zone if z not in spec.zone_field.values)
+    frame["zone_code"] = zone.to_numpy() if zone is not None else None
+    admin = _text_column(f.attrs, spec.admin_fields)
+    frame["xzqdm"] = admin.to_numpy() if admin is not None else None
     if spec.corridor is not None:
-        frame["level"] = codes.values
+        frame["level"] = codes.to_numpy()
         frame["corridor_m"] = [spec.corridor.width(c) for c in codes]
     else:
         frame["level"] = None
         frame["corridor_m"] = np.nan
     if spec.geometry == "polygon":
-        frame["area_m2"] = ellipsoidal_area(geoms)
+        frame["area_m2"] = ellipsoidal_area(f.geoms)
         frame["length_m"] = np.nan
-        tally.qc_geoms.append(geoms)
-        tally.qc_numbers.append(numbers)
-        tally.qc_keys.append(frame["feature_key"].to_numpy(dtype=object))
+        if spec.coverage:
+            result.seg_keys, result.seg_owner = segment_keys(f.geoms, f.positions)
     else:
         frame["area_m2"] = np.nan
-        frame["length_m"] = geodesic_length(geoms) if spec.geometry == "line" else np.nan
-    frame["source_attributes"] = _attrs_json(attrs)
-    for code, area, length in zip(unified.tolist(), frame["area_m2"], frame["length_m"], strict=True):
-        slot = tally.area.setdefault(code if isinstance(code, str) else "", [0.0, 0.0, 0])
-        slot[0] += 0.0 if np.isnan(area) else area
-        slot[1] += 0.0 if np.isnan(length) else length
-        slot[2] += 1
-    tally.loaded += len(frame)
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=STORAGE_CRS))
+        frame["length_m"] = geodesic_length(f.geoms) if spec.geometry == "line" else np.nan
+    frame["source_attributes"] = _attrs_json(f.attrs)
+    measures = pd.DataFrame({"code": [c if isinstance(c, str) else "" for c in unified],
+                             "area": frame["area_m2"].fillna(0.0), "length": frame["length_m"].fillna(0.0)})
+    for code, row in measures.groupby("code").agg(area=("area", "sum"), length=("length", "sum"),
+                                                  count=("area", "size")).iterrows():
+        result.area[str(code)] = [float(row["area"]), float(row["length"]), int(row["count"])]
+    result.frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(f.geoms, crs=STORAGE_CRS))
+    return result
 
 
-def _unmatched_segments(geoms: np.ndarray) -> np.ndarray:
-    """Boundary segments not shared by exactly two polygons, as an (n, 2, 2) coordinate array.
-
-    In a clean coverage every inner edge is used twice, once each way (by the two neighbours); what
-    is left is the outline of the plan, of its gaps and of any overlaps.
-    """
-    rings = shapely.get_rings(shapely.get_parts(geoms))
-    coords, owner = shapely.get_coordinates(rings, return_index=True)
-    same = owner[1:] == owner[:-1]
-    start, end = coords[:-1][same], coords[1:][same]
-    q0 = np.round(start / _SNAP_DEG).astype(np.int64)
-    q1 = np.round(end / _SNAP_DEG).astype(np.int64)
-    keep = np.any(q0 != q1, axis=1)
-    start, end, q0, q1 = start[keep], end[keep], q0[keep], q1[keep]
-    # one 64-bit hash per directed segment; a collision could only hide a finding, never invent one
-    u0, u1 = q0.astype(np.uint64), q1.astype(np.uint64)
-    m = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
-         np.uint64(0x27D4EB2F165667C5))
-    with np.errstate(over="ignore"):
-        forward = u0[:, 0] * m[0] + u0[:, 1] * m[1] + u1[:, 0] * m[2] + u1[:, 1] * m[3]
-        backward = u1[:, 0] * m[0] + u1[:, 1] * m[1] + u0[:, 0] * m[2] + u0[:, 1] * m[3]
-    counts = pd.Series(forward).value_counts()
-    # shells run counter-clockwise, so a shared edge is used once each way; duplicates break that
-    matched = (pd.Series(forward).map(counts).to_numpy() == 1) & (
-        pd.Series(backward).map(counts).fillna(0).to_numpy() == 1)
-    odd = ~matched
-    return np.stack([start[odd], end[odd]], axis=1)
-
-
-def coverage_findings(geoms: np.ndarray, numbers: np.ndarray, keys: np.ndarray | None = None,
-                      min_area_m2: float = QC_MIN_AREA_M2) -> dict[str, list[dict[str, Any]]]:
-    """Overlaps between features and gaps inside a coverage plan (data-quality findings).
-
-    Only the unshared boundary segments are noded and polygonised; each face is then covered by
-    zero features (a gap), one (fine) or several (an overlap, measured pair by pair).
-    """
-    segments = _unmatched_segments(geoms)
-    faces = np.array([], dtype=object)
-    if len(segments):
-        noded = shapely.node(shapely.multilinestrings(shapely.linestrings(segments)))
-        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    tree = shapely.STRtree(geoms)
-    points = shapely.point_on_surface(faces)
-    face_idx, poly_idx = tree.query(points, predicate="intersects")
-    cover = np.bincount(face_idx, minlength=len(faces))
-    face_area = ellipsoidal_area(faces)
-    gaps = []
-    for i in np.flatnonzero((cover == 0) & (face_area >= min_area_m2)):
-        gaps.append({"area_m2": float(face_area[i]), "point": [round(points[i].x, 7), round(points[i].y, 7)]})
-    # The number of features covering a face is the same all over it, but which ones may change
-    # across shared edges inside it: test every feature that meets an overlap face, pair by pair.
-    pairs = set()
-    multi = np.flatnonzero(cover >= 2)
-    if len(multi):
-        f_idx, p_idx = tree.query(faces[multi], predicate="intersects")
-        for f in np.unique(f_idx):
-            owners = sorted(p_idx[f_idx == f].tolist())
-            pairs.update((a, b) for k, a in enumerate(owners) for b in owners[k + 1:])
-    overlaps = []
-    if pairs:
-        left, right = np.array(sorted(pairs)).T
-        pieces = shapely.intersection(geoms[left], geoms[right])
-        for a, b, piece, area in zip(left, right, pieces, ellipsoidal_area(pieces), strict=True):
-            if area >= min_area_m2:
-                pt = shapely.point_on_surface(piece)
-                first, second = sorted([a, b], key=lambda i: numbers[i])
-                overlaps.append({"features": [int(numbers[first]), int(numbers[second])],
-                                 "keys": [str(keys[first]), str(keys[second])] if keys is not None else None,
-                                 "area_m2": float(area), "point": [round(pt.x, 7), round(pt.y, 7)]})
-    overlaps.sort(key=lambda o: o["features"])
-    gaps.sort(key=lambda g: g["point"])
-    return {"overlaps": overlaps, "gaps": gaps}
+def _refetch(src: PlanSource, spec: LayerSpec, code_field: str, fids_by_position: np.ndarray):
+    """For coverage QC: read features at some positions again and normalise them the same way."""
+    def fetch(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raw = read_again(src, fids_by_position[positions], positions)
+        f = _normalise(raw, src, spec, _ChunkResult(frame=gpd.GeoDataFrame()))
+        return f.geoms, f.numbers, _feature_keys(f.attrs, f.numbers, spec)
+    return fetch
 
 
 def _summary(src: PlanSource, spec: LayerSpec, meta: LoadMeta, code_field: str, tally: _Tally,
@@ -368,15 +383,16 @@ def _summary(src: PlanSource, spec: LayerSpec, meta: LoadMeta, code_field: str, 
     return {
         "layer": spec.id, "file": src.name, "dataset": src.dataset.name, "source_layer": src.layer,
         "sha256": meta.source_sha256, "label": meta.label, "class_field": code_field,
-        "counts": {"read": tally.read, "loaded": tally.loaded, "rejected": len(tally.rejected),
-                   "deleted_records": len(src.deleted_records), "repaired": len({r["feature"] for r in tally.repairs})},
+        "counts": {"read": tally.read, "loaded": tally.loaded, "rejected": tally.n_rejected,
+                   "deleted_records": len(src.deleted_records), "repaired": len(tally.repaired_features)},
         "crs": {"used": src.crs.label, "source": src.crs.source, "guessed": src.crs.guessed,
                 "note": src.crs.note},
         "encoding": {"used": src.encoding, "source": src.encoding_source,
                      "guessed": src.encoding_source == "detected"},
         "notes": notes,
-        "deleted_records": src.deleted_records[:1000],
+        "deleted_records": src.deleted_records[:MAX_REPORTED],
         "rejected": tally.rejected,
+        "repairs_by_kind": dict(sorted(tally.repairs_by_kind.items())),
         "repairs": tally.repairs,
         "unknown_codes": dict(sorted(tally.unknown_codes.items())),
         "unknown_zone_codes": dict(sorted(tally.unknown_zones.items())),
@@ -385,12 +401,28 @@ def _summary(src: PlanSource, spec: LayerSpec, meta: LoadMeta, code_field: str, 
     }
 
 
+def _quality(src: PlanSource, spec: LayerSpec, code_field: str, tally: _Tally) -> dict[str, Any]:
+    if not (spec.coverage and tally.seg_keys):
+        return {"checked": False}
+    positions = np.concatenate(tally.positions)
+    # positions are read order; features not loaded have no bounds and are never candidates
+    size = int(positions.max()) + 1
+    fids_by_position = np.full(size, -1, dtype=np.int64)
+    bounds_by_position = np.full((size, 4), np.nan)
+    fids_by_position[positions] = np.concatenate(tally.fids)
+    bounds_by_position[positions] = np.concatenate(tally.bounds)
+    found = coverage_findings(np.concatenate(tally.seg_keys), np.concatenate(tally.seg_owner), bounds_by_position,
+                              _refetch(src, spec, code_field, fids_by_position), QC_MIN_AREA_M2)
+    return {"checked": True, "min_area_m2": QC_MIN_AREA_M2, **found}
+
+
 def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOptions | None = None,
               progress: Progress | None = None) -> dict[str, Any]:
     """Load one plan file as a new version of ``layer_id``; return the load report.
 
     All or nothing: on any error the staged features are discarded, a failed-load audit record is
-    written, and the error is raised again.
+    written, and the error is raised again. Chunks are checked on worker threads (GEOS releases the
+    GIL) while the main thread reads and writes, in order.
     """
     options = options or LoadOptions()
     spec = layer_spec(layer_id)
@@ -399,27 +431,38 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
                     source_sha256=_source_hash(path) if path.is_file() else "")
     session = store.begin_load(meta, spec.geometry)
     try:
-        with tempfile.TemporaryDirectory(prefix="multiplan-load-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="multiplan-load-") as tmp, \
+                ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="multiplan-load") as pool:
             src = open_plan_source(path, Path(tmp), source_layer=options.source_layer,
                                    encoding=options.encoding, crs=options.crs)
             _check_declared_type(src, spec)
             code_field = class_field_for(spec, src.fields, options.class_field, src.name)
             tally = _Tally()
-            for chunk in read_chunks(src, options.chunk_size):
-                session.write(_process_chunk(chunk, src, spec, code_field, tally))
+            pending: deque[Future[_ChunkResult]] = deque()
+
+            def finish_one() -> None:
+                part = pending.popleft().result()
+                tally.merge(part, src)
+                session.write(part.frame)
                 if progress:
                     progress("read", tally.read, src.feature_count)
+            try:
+                for chunk in read_chunks(src, options.chunk_size):
+                    pending.append(pool.submit(_process_chunk, chunk, src, spec, code_field))
+                    while len(pending) > WORKERS:
+                        finish_one()
+                while pending:
+                    finish_one()
+            finally:
+                for fut in pending:
+                    fut.cancel()
             if tally.loaded == 0:
                 raise InputError("all_rejected", file=src.name)
-            quality: dict[str, Any] = {"checked": False}
-            if spec.coverage and tally.qc_geoms:
-                if progress:
-                    progress("quality", 0, 1)
-                quality = {"checked": True, "min_area_m2": QC_MIN_AREA_M2,
-                           **coverage_findings(np.concatenate(tally.qc_geoms), np.concatenate(tally.qc_numbers),
-                                              np.concatenate(tally.qc_keys))}
-                if progress:
-                    progress("quality", 1, 1)
+            if progress:
+                progress("quality", 0, 1)
+            quality = _quality(src, spec, code_field, tally)
+            if progress:
+                progress("quality", 1, 1)
             summary = _summary(src, spec, meta, code_field, tally, quality)
         version = session.commit(summary)
     except BaseException as exc:

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import charset_normalizer
 import numpy as np
@@ -311,6 +312,8 @@ def _gdal_notes(caught: list[warnings.WarningMessage]) -> list[str]:
 class RawChunk:
     """Features as read: 1-based feature numbers, geometries (None where unreadable), attributes."""
 
+    start: int                     # position of the first feature in read order
+    fids: np.ndarray               # the dataset's own feature ids, to read features again
     feature_no: np.ndarray
     geometry: np.ndarray
     attributes: pd.DataFrame
@@ -344,32 +347,54 @@ def _decode_wkb(wkb: np.ndarray, feature_no: np.ndarray) -> tuple[np.ndarray, li
     return geoms, unreadable, unclosed
 
 
+def _read(src: PlanSource, **kwargs: Any) -> tuple[dict, np.ndarray, np.ndarray, list]:
+    enc = src.encoding if src.driver == "ESRI Shapefile" else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            meta, fids, wkb, values = pyogrio.raw.read(src.dataset, layer=src.layer, encoding=enc, force_2d=True,
+                                                       return_fids=True, **kwargs)
+    except UnicodeDecodeError as exc:
+        raise InputError("bad_encoding", file=src.name, encoding=src.encoding, detail=str(exc)) from exc
+    except Exception as exc:
+        raise InputError("read_failed", file=src.name, detail=str(exc).splitlines()[0]) from exc
+    for note in _gdal_notes(caught):
+        if note not in src.notes:
+            src.notes.append(note)
+    return meta, np.asarray(fids, dtype=np.int64), wkb, values
+
+
+def _chunk(src: PlanSource, start: int, meta: dict, fids: np.ndarray, wkb: np.ndarray, values: list,
+           feature_no: np.ndarray) -> RawChunk:
+    geoms, unreadable, unclosed = _decode_wkb(wkb, feature_no)
+    attrs = pd.DataFrame({str(name): col for name, col in zip(meta["fields"], values, strict=True)})
+    return RawChunk(start, fids, feature_no, geoms, attrs, unreadable, unclosed)
+
+
+def _feature_numbers(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    # shapefile fids are 0-based record numbers (as GIS tools show them + 1); else the read order
+    return fids + 1 if src.driver == "ESRI Shapefile" else positions + 1
+
+
 def read_chunks(src: PlanSource, chunk_size: int = 50_000) -> Iterator[RawChunk]:
     """Read the dataset in chunks of ``chunk_size`` features, 2-D, curves linearised."""
-    enc = src.encoding if src.driver == "ESRI Shapefile" else None
     start = 0
     while True:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                meta, fids, wkb, values = pyogrio.raw.read(
-                    src.dataset, layer=src.layer, encoding=enc, force_2d=True, skip_features=start,
-                    max_features=chunk_size, return_fids=True)
-        except UnicodeDecodeError as exc:
-            raise InputError("bad_encoding", file=src.name, encoding=src.encoding, detail=str(exc)) from exc
-        except Exception as exc:
-            raise InputError("read_failed", file=src.name, detail=str(exc).splitlines()[0]) from exc
-        for note in _gdal_notes(caught):
-            if note not in src.notes:
-                src.notes.append(note)
+        meta, fids, wkb, values = _read(src, skip_features=start, max_features=chunk_size)
         if len(wkb) == 0:
             break
-        # shapefile fids are 0-based record numbers; others are 1-based or arbitrary
-        feature_no = (np.asarray(fids, dtype=np.int64) + 1) if src.driver == "ESRI Shapefile" else (
-            np.arange(start + 1, start + len(wkb) + 1))
-        geoms, unreadable, unclosed = _decode_wkb(wkb, feature_no)
-        attrs = pd.DataFrame({str(name): col for name, col in zip(meta["fields"], values, strict=True)})
-        yield RawChunk(feature_no, geoms, attrs, unreadable, unclosed)
+        numbers = _feature_numbers(src, fids, np.arange(start, start + len(wkb)))
+        yield _chunk(src, start, meta, fids, wkb, values, numbers)
         start += len(wkb)
         if len(wkb) < chunk_size:  # GDAL skips deleted .dbf records, so counts can overstate
             break
+
+
+def read_again(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -> RawChunk:
+    """Read the features with these dataset ``fids`` (found earlier at read ``positions``) once more."""
+    order = np.argsort(fids)
+    meta, got, wkb, values = _read(src, fids=fids[order])
+    if not np.array_equal(got, fids[order]):
+        raise InputError("read_failed", file=src.name, detail="features changed while being read")
+    numbers = _feature_numbers(src, got, positions[order])
+    return _chunk(src, -1, meta, got, wkb, values, numbers)

@@ -73,10 +73,7 @@ def print_load_report(report: dict[str, Any]) -> None:
     for r in report["rejected"][:10]:
         click.echo(_t(f"  拒绝 要素 #{r['feature']}: {r['reason']} ({r['detail']})",
                       f"  rejected feature #{r['feature']}: {r['reason']} ({r['detail']})"))
-    kinds: dict[str, int] = {}
-    for r in report["repairs"]:
-        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
-    for kind, n in kinds.items():
+    for kind, n in report["repairs_by_kind"].items():
         click.echo(_t(f"  修复 {kind}: {n} 个要素", f"  repaired {kind}: {n} features"))
     if report["unknown_codes"]:
         codes = ", ".join(f"{k}×{v}" for k, v in report["unknown_codes"].items())

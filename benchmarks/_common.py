@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmarks: a throwaway PostGIS, child-process timing, generated plans."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _free_port(start: int = 56432) -> int:
+    port = start
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+        port += 1
+
+
+@contextmanager
+def postgis(url: str | None = None):
+    """Yield a PostGIS URL: ``url`` (or $MULTIPLAN_BENCH_DATABASE_URL), else a throwaway cluster."""
+    url = url or os.environ.get("MULTIPLAN_BENCH_DATABASE_URL")
+    if url:
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="multiplan-bench-pg."))
+    port = _free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    subprocess.run([*as_pg, PGBIN / "initdb", "-D", folder / "data", "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)
+    # settings a production server would use for bulk work; same server for every peer
+    opts = (f"-p {port} -k /tmp -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=4GB "
+            "-c maintenance_work_mem=512MB -c synchronous_commit=off -c max_parallel_workers_per_gather=2")
+    subprocess.run([*as_pg, PGBIN / "pg_ctl", "-D", folder / "data", "-o", opts, "-l", folder / "log", "-w", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-qc",
+                        "CREATE DATABASE bench"], check=True)
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "bench", "-qc",
+                        "CREATE EXTENSION postgis"], check=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/bench"
+    finally:
+        subprocess.run([*as_pg, PGBIN / "pg_ctl", "-D", folder / "data", "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Run:
+    name: str
+    seconds: float
+    peak_mb: float
+    ok: bool
+    note: str = ""
+
+
+def run_child(name: str, argv: list[str], env: dict | None = None) -> Run:
+    """Run ``argv``, returning wall time and the child's peak resident memory."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    ok = os.waitstatus_to_exitcode(status) == 0
+    note = "" if ok else (err.strip().splitlines() or ["failed"])[-1][:200]
+    return Run(name, seconds, usage.ru_maxrss / 1024, ok, note or out.strip().splitlines()[-1:][0] if out.strip() else note)
+
+
+def land_use_cells(n: int, seed: int = 42, vertices: int = 20) -> gpd.GeoDataFrame:
+    """``n`` Voronoi cells over north Hainan with about ``vertices`` vertices each, as a land-use plan."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = 108.9, 18.6, 110.9, 20.0
+    pts = rng.uniform([x0, y0], [x1, y1], (n, 2))
+    frame = shapely.box(x0, y0, x1, y1)
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=frame))
+    cells = shapely.intersection(cells, frame)
+    # Voronoi cells have ~6 corners; add points along edges (both sides get the same ones)
+    spacing = np.sqrt((x1 - x0) * (y1 - y0) / n) / (vertices / 6 * 1.2)
+    cells = shapely.segmentize(cells, spacing)
+    codes = np.array(["010", "020", "030", "040", "050", "060", "070", "080", "090", "100"])
+    return gpd.GeoDataFrame({
+        "BSM": [f"4690990{i:09d}" for i in range(len(cells))],
+        "YTQLXDM": codes[rng.integers(0, len(codes), len(cells))],
+        "GZQLXDM": np.array(["010", "020", "030", "040"])[rng.integers(0, 4, len(cells))],
+        "XZQDM": "469099",
+        "BZ": "基准测试",
+    }, geometry=cells, crs=4490)

@@ -1,0 +1,91 @@
+"""Ingest benchmark: one generated land-use layer loaded into PostGIS three ways, side by side.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--features 200000] [--big 2000000]
+
+Peers, each in its own process on the same file and the same server: multiplan (validation, repair,
+classification, areas and coverage QC included), ogr2ogr (GDAL's PostgreSQL driver) and
+geopandas.read_file + to_postgis. Prints features per second and peak memory, and with --big the peak
+memory of multiplan streaming a file of that many features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import land_use_cells, postgis, run_child  # noqa: E402
+
+MULTIPLAN = """
+import sys, uuid, psycopg
+from multiplan.store import open_store
+from multiplan.ingest import load_plan
+url, path = sys.argv[1], sys.argv[2]
+schema = "b_" + uuid.uuid4().hex[:8]
+with psycopg.connect(url, autocommit=True) as c:
+    c.execute(f"CREATE SCHEMA {schema}")
+with open_store(f"{url}?options=-csearch_path%3D{schema},public") as store:
+    store.init()
+    report = load_plan(store, "land_use", path)
+print(report["counts"]["loaded"], "loaded;", len(report["quality"]["overlaps"]), "overlaps")
+"""
+
+TO_POSTGIS = """
+import sys, geopandas as gpd, sqlalchemy as sa
+url, path = sys.argv[1], sys.argv[2]
+frame = gpd.read_file(path, engine="pyogrio")
+engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+frame.to_postgis("gpd_land_use", engine, if_exists="replace", index=False)
+print(len(frame), "loaded")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--features", type=int, default=200_000)
+    parser.add_argument("--big", type=int, default=0, help="also stream a file of this many features (memory)")
+    parser.add_argument("--pg-url", help="use this PostGIS instead of a throwaway one")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="multiplan-bench-"))
+    try:
+        frame = land_use_cells(args.features)
+        path = work / "land_use.gpkg"
+        frame.to_file(path, layer="land_use", engine="pyogrio")
+        vertices = frame.geometry.count_coordinates().mean()
+        print(f"{len(frame):,} polygons, {vertices:.1f} vertices each on average, file {path.stat().st_size / 1e6:.0f} MB")
+        del frame
+        py = sys.executable
+        with postgis(args.pg_url) as url:
+            pg = url.replace("postgresql://", "").split("@")
+            user, rest = pg[0], pg[1]
+            hostport, db = rest.split("/")
+            host, port = hostport.split(":")
+            runs = [
+                run_child("multiplan", [py, "-c", MULTIPLAN, url, str(path)]),
+                run_child("ogr2ogr", ["ogr2ogr", "-f", "PostgreSQL", f"PG:host={host} port={port} user={user} dbname={db}",
+                                      str(path), "-nln", "ogr_land_use", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
+                                      "-lco", "SPATIAL_INDEX=GIST", "-gt", "65536"]),
+                run_child("geopandas.to_postgis", [py, "-c", TO_POSTGIS, url, str(path)]),
+            ]
+            if args.big:
+                big = land_use_cells(args.big, seed=7)
+                big_path = work / "big.gpkg"
+                big.to_file(big_path, layer="land_use", engine="pyogrio")
+                del big
+                runs.append(run_child(f"multiplan, {args.big:,} features", [py, "-c", MULTIPLAN, url, str(big_path)]))
+        base = runs[0].seconds
+        print(f"\n{'method':<34}{'seconds':>9}{'features/s':>13}{'peak MB':>10}{'vs multiplan':>14}  note")
+        for r in runs:
+            n = args.big if r.name.startswith("multiplan,") else args.features
+            ratio = f"{r.seconds / base:.2f}x" if not r.name.startswith("multiplan,") else ""
+            print(f"{r.name:<34}{r.seconds:>9.2f}{n / r.seconds:>13,.0f}{r.peak_mb:>10,.0f}{ratio:>14}  "
+                  f"{'' if r.ok else 'FAILED: '}{r.note}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

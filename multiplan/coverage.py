@@ -1,0 +1,145 @@
+"""Quality control of coverage plans: overlaps between features and gaps inside the plan.
+
+In a clean coverage every inner edge is used by exactly two neighbours, once each way (shells run
+counter-clockwise). Only the segments where that fails can bound a gap or an overlap, so the check
+keeps one 64-bit key per segment while the plan streams past, and looks at real geometry only for
+the few features that own unmatched segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import shapely
+
+from multiplan.crs import ellipsoidal_area
+
+# Vertices closer than this (degrees, ~0.1 mm) are the same vertex when matching shared edges.
+SNAP_DEG = 1e-9
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
+        np.uint64(0x27D4EB2F165667C5))
+
+
+def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start points, end points and the owning index of every boundary segment of ``geoms``."""
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
+    rings, ring_owner = shapely.get_rings(parts, return_index=True)
+    coords, coord_owner = shapely.get_coordinates(rings, return_index=True)
+    same = coord_owner[1:] == coord_owner[:-1]
+    owner = part_owner[ring_owner[coord_owner[:-1][same]]]
+    return coords[:-1][same], coords[1:][same], owner
+
+
+def _keys(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A key per directed segment: hash of its undirected end points, low bit = direction; and a keep mask."""
+    q0 = np.round(start / SNAP_DEG).astype(np.int64)
+    q1 = np.round(end / SNAP_DEG).astype(np.int64)
+    keep = (q0[:, 0] != q1[:, 0]) | (q0[:, 1] != q1[:, 1])
+    flip = (q0[:, 0] > q1[:, 0]) | ((q0[:, 0] == q1[:, 0]) & (q0[:, 1] > q1[:, 1]))
+    lo = np.where(flip[:, None], q1, q0).astype(np.uint64)
+    hi = np.where(flip[:, None], q0, q1).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h = lo[:, 0] * _MIX[0] + lo[:, 1] * _MIX[1] + hi[:, 0] * _MIX[2] + hi[:, 1] * _MIX[3]
+    # a hash collision could only hide a finding, never invent one
+    return (h & ~np.uint64(1)) | flip.astype(np.uint64), keep
+
+
+def segment_keys(geoms: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of every boundary segment of oriented polygons, and the position of the owning feature."""
+    start, end, owner = _segments(geoms)
+    keys, keep = _keys(start, end)
+    return keys[keep], positions[owner[keep]].astype(np.int64)
+
+
+def unmatched_keys(keys: np.ndarray) -> np.ndarray:
+    """Keys of segments not shared by exactly two features, once each way (sorted, unique)."""
+    undirected, inverse, counts = np.unique(keys >> np.uint64(1), return_inverse=True, return_counts=True)
+    ways = np.bincount(inverse, weights=(keys & np.uint64(1)).astype(np.float64), minlength=len(undirected))
+    matched = (counts == 2) & (ways == 1)
+    return np.unique(keys[~matched[inverse]])
+
+
+def _winding(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """How many features cover each point, from the unmatched directed segments alone.
+
+    Matched segments come in opposite pairs whose winding contributions cancel, so the sum over the
+    unmatched ones is the sum over every feature.
+    """
+    out = np.zeros(len(points), dtype=np.int64)
+    for i, (px, py) in enumerate(points):
+        y0, y1 = start[:, 1], end[:, 1]
+        cross = (end[:, 0] - start[:, 0]) * (py - y0) - (px - start[:, 0]) * (y1 - y0)
+        up = (y0 <= py) & (y1 > py) & (cross > 0)
+        down = (y1 <= py) & (y0 > py) & (cross < 0)
+        out[i] = int(up.sum()) - int(down.sum())
+    return out
+
+
+#: fetch(positions) -> (oriented polygons, feature numbers, feature keys) of those features
+Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def coverage_findings(keys: np.ndarray, owners: np.ndarray, bounds: np.ndarray, fetch: Fetch,
+                      min_area_m2: float) -> dict[str, list[dict[str, Any]]]:
+    """Overlaps and gaps of a coverage from its segment keys; ``fetch`` supplies the few geometries needed.
+
+    ``bounds`` holds (minx, miny, maxx, maxy) per feature position (NaN for features not loaded).
+    """
+    odd = unmatched_keys(keys)
+    suspects = np.unique(owners[np.isin(keys, odd)])
+    if len(suspects) == 0:
+        return {"overlaps": [], "gaps": []}
+    geoms, _, _ = fetch(suspects)
+    start, end, owner = _segments(geoms)
+    seg_keys, keep = _keys(start, end)
+    chosen = keep & np.isin(seg_keys, odd)
+    start, end = start[chosen], end[chosen]
+    lines = shapely.linestrings(np.stack([start, end], axis=1))
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(shapely.multilinestrings(lines)))))
+    if len(faces) == 0:
+        return {"overlaps": [], "gaps": []}
+    points = shapely.point_on_surface(faces)
+    cover = _winding(shapely.get_coordinates(points), start, end)
+    face_area = ellipsoidal_area(faces)
+    gaps = [{"area_m2": float(face_area[i]), "point": [round(points[i].x, 7), round(points[i].y, 7)]}
+            for i in np.flatnonzero((cover == 0) & (face_area >= min_area_m2))]
+    overlaps = _overlaps(faces[cover >= 2], bounds, fetch, min_area_m2)
+    gaps.sort(key=lambda g: g["point"])
+    return {"overlaps": overlaps, "gaps": gaps}
+
+
+def _overlaps(faces: np.ndarray, bounds: np.ndarray, fetch: Fetch, min_area_m2: float) -> list[dict[str, Any]]:
+    """Measure, pair by pair, the features that meet faces covered two or more times."""
+    if len(faces) == 0:
+        return []
+    # which features cover a face stays a count, not a list: who they are can change across
+    # shared edges inside it, so every feature meeting the face is paired up and measured
+    candidates = set()
+    fb = shapely.bounds(faces)
+    with np.errstate(invalid="ignore"):
+        for minx, miny, maxx, maxy in fb:
+            hit = (bounds[:, 0] <= maxx) & (bounds[:, 2] >= minx) & (bounds[:, 1] <= maxy) & (bounds[:, 3] >= miny)
+            candidates.update(np.flatnonzero(hit).tolist())
+    positions = np.array(sorted(candidates), dtype=np.int64)
+    geoms, numbers, keys = fetch(positions)
+    tree = shapely.STRtree(geoms)
+    f_idx, g_idx = tree.query(faces, predicate="intersects")
+    pairs = set()
+    for f in np.unique(f_idx):
+        owners = sorted(g_idx[f_idx == f].tolist())
+        pairs.update((a, b) for k, a in enumerate(owners) for b in owners[k + 1:])
+    found = []
+    if pairs:
+        left, right = np.array(sorted(pairs)).T
+        pieces = shapely.intersection(geoms[left], geoms[right])
+        for a, b, piece, area in zip(left, right, pieces, ellipsoidal_area(pieces), strict=True):
+            if area >= min_area_m2:
+                first, second = sorted([a, b], key=lambda i: numbers[i])
+                pt = shapely.point_on_surface(piece)
+                found.append({"features": [int(numbers[first]), int(numbers[second])],
+                              "keys": [str(keys[first]), str(keys[second])],
+                              "area_m2": float(area), "point": [round(pt.x, 7), round(pt.y, 7)]})
+    found.sort(key=lambda o: o["features"])
+    return found
