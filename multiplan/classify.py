@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pandas as pd
 
 from multiplan.errors import InputError
@@ -62,7 +61,7 @@ def normalise_codes(values: pd.Series, known: set[str]) -> pd.Series:
         text[numbers.notna() & ~integral] = numbers[numbers.notna() & ~integral].astype(str)
     else:
         text = pd.Series(values.to_numpy(dtype=object), index=values.index, dtype=object)
-        is_str = text.map(type) == str
+        is_str = text.map(lambda v: isinstance(v, str)).astype(bool)
         text[is_str] = text[is_str].str.strip()
         text[~is_str & text.notna()] = text[~is_str & text.notna()].map(str)
         text[text.isna() | (text == "")] = None

@@ -212,3 +212,19 @@ def test_diff_lists_feature_changes_and_class_moves(store, tmp_path):
 def test_store_not_initialised_is_a_clear_error(tmp_path):
     with open_store(str(tmp_path / "new.gpkg")) as store, pytest.raises(StorageError, match="multiplan init"):
         store.versions()
+
+
+@pytest.mark.postgis
+def test_postgis_keeps_attributes_as_json_objects_and_nulls_as_nulls(pg_schema_url, tmp_path):
+    frame = land_use_frame(2)
+    frame["备注"] = ["带\t制表符", None, "引号\"和\\反斜杠", "😀 emoji"]
+    with open_store(pg_schema_url) as store:
+        store.init()
+        load_plan(store, "land_use", write_shapefile(frame, tmp_path, "lu", encoding="UTF-8", cpg="UTF-8"))
+        with store.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT jsonb_typeof(source_attributes), source_attributes->>'备注', corridor_m IS NULL, "
+                "ST_SRID(geom), ST_GeometryType(geom) FROM plan_land_use ORDER BY feature_no").all()
+    assert [r[0] for r in rows] == ["object"] * 4
+    assert [r[1] for r in rows] == ["带\t制表符", None, "引号\"和\\反斜杠", "😀 emoji"]
+    assert all(r[2] for r in rows) and {r[3] for r in rows} == {4490} and rows[0][4] == "ST_MultiPolygon"

@@ -7,11 +7,12 @@ are serialised and version numbers have neither duplicates nor holes; features g
 from __future__ import annotations
 
 import json
+import struct
+from itertools import chain
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -178,6 +179,64 @@ class PostgisStore(PlanStore):
         self.engine.dispose()
 
 
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
+_LEN = struct.Struct(">i")
+
+
+def _text_fields(values: np.ndarray, prefix: bytes = b"") -> list[bytes]:
+    """Length-prefixed UTF-8 fields; repeated values (codes, admin units) are encoded once."""
+    cache: dict[object, bytes] = {}
+    out = []
+    for v in values:
+        field = cache.get(v)
+        if field is None:
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                field = _NULL
+            else:
+                data = prefix + str(v).encode("utf-8")
+                field = _LEN.pack(len(data)) + data
+            if len(cache) < 10_000:
+                cache[v] = field
+        out.append(field)
+    return out
+
+
+def _fixed_fields(values: np.ndarray, dtype: str) -> list[bytes]:
+    """Length-prefixed big-endian numbers; NaN becomes NULL."""
+    numbers = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(numbers)
+    width = np.dtype(dtype).itemsize
+    raw = np.nan_to_num(numbers).astype(dtype).tobytes()
+    head = _LEN.pack(width)
+    return [_NULL if m else head + raw[i * width:(i + 1) * width] for i, m in enumerate(missing.tolist())]
+
+
+def binary_copy_rows(frame: gpd.GeoDataFrame, version: int) -> bytes:
+    """The rows of ``frame`` in PostgreSQL's binary COPY format (without signature and trailer).
+
+    Built column by column and joined once: per-row encoders cost more than the server's work.
+    jsonb's binary form is a version byte (1) and the text; geometry's is EWKB.
+    """
+    n = len(frame)
+    columns: list[list[bytes]] = [[_LEN.pack(4) + struct.pack(">i", version)] * n]
+    for name, pg, _ in FEATURE_COLUMNS[1:]:
+        values = frame[name].to_numpy(dtype=object)
+        if pg == "integer":
+            columns.append(_fixed_fields(values, ">i4"))
+        elif pg == "double precision":
+            columns.append(_fixed_fields(values, ">f8"))
+        elif pg == "jsonb":
+            columns.append(_text_fields(values, prefix=b"\x01"))
+        else:
+            columns.append(_text_fields(values))
+    wkb = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490), include_srid=True)
+    columns.append([_LEN.pack(len(g)) + g for g in wkb])
+    count = struct.pack(">h", len(columns))
+    return b"".join(chain.from_iterable(zip([count] * n, *columns, strict=True)))
+
+
 class _PostgisLoad(LoadSession):
     def __init__(self, store: PostgisStore, meta: LoadMeta) -> None:
         self.store = store
@@ -196,8 +255,6 @@ class _PostgisLoad(LoadSession):
             self.conn.close()
             raise
         self.cols = [c[0] for c in FEATURE_COLUMNS] + ["geom"]
-        self.types = [{"integer": "int4", "double precision": "float8"}.get(pg, pg) for _, pg, _ in FEATURE_COLUMNS]
-        self.types.append("bytea")
 
     def _failed(self, exc: BaseException) -> StorageError:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -206,20 +263,12 @@ class _PostgisLoad(LoadSession):
     def write(self, frame: gpd.GeoDataFrame) -> None:
         if frame.empty:
             return
-        # Binary COPY: geometries go as EWKB bytes, which geometry's binary input reads as they are.
-        columns = [[self.version] * len(frame)]
-        for name, pg, _ in FEATURE_COLUMNS[1:]:
-            col = np.array(frame[name].to_numpy(dtype=object), dtype=object)
-            col[pd.isna(col)] = None  # NaN means "not given": NULL, not a number
-            columns.append([int(v) for v in col] if pg == "integer" else col)
-        columns.append(shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490), include_srid=True))
+        payload = binary_copy_rows(frame, self.version)
         raw = self.conn.connection.driver_connection
         try:
             with raw.cursor() as cur, cur.copy(
                     f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(self.types)
-                for row in zip(*columns, strict=True):
-                    copy.write_row(row)
+                copy.write(_COPY_SIGNATURE + payload + _COPY_TRAILER)
         except Exception as exc:
             raise self._failed(exc) from exc
 
