@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from multiplan.errors import InputError
@@ -46,35 +47,31 @@ def class_field_for(spec: LayerSpec, columns: list[str], override: str | None, f
     return found
 
 
+def _code_text(value: object, known: set[str]) -> str | None:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        if value.is_integer():
+            value = int(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    if known and text not in known and text.isdigit():
+        for width in (2, 3, 4, 6):
+            if len(text) < width and text.zfill(width) in known:
+                return text.zfill(width)
+    return text
+
+
 def normalise_codes(values: pd.Series, known: set[str]) -> pd.Series:
     """Codes as text: numbers without '.0', blanks as None, zero padding restored when the table knows it.
 
     A numeric .dbf field turns 010 into 10; when ``known`` has "010" and not "10", "010" comes back.
+    Each distinct value is looked at once.
     """
-    if pd.api.types.is_bool_dtype(values):
-        text = values.astype(object).map(str)
-    elif pd.api.types.is_numeric_dtype(values):
-        numbers = values.astype("float64")
-        integral = numbers.notna() & (numbers == numbers.round())
-        text = pd.Series([None] * len(values), index=values.index, dtype=object)
-        text[integral] = numbers[integral].astype("int64").astype(str)
-        text[numbers.notna() & ~integral] = numbers[numbers.notna() & ~integral].astype(str)
-    else:
-        text = pd.Series(values.to_numpy(dtype=object), index=values.index, dtype=object)
-        is_str = text.map(lambda v: isinstance(v, str)).astype(bool)
-        text[is_str] = text[is_str].str.strip()
-        text[~is_str & text.notna()] = text[~is_str & text.notna()].map(str)
-        text[text.isna() | (text == "")] = None
-    if known:
-        fixes = {}
-        for code in pd.unique(text.dropna()):
-            if code not in known and code.isdigit():
-                padded = next((code.zfill(w) for w in (2, 3, 4, 6) if len(code) < w and code.zfill(w) in known), None)
-                if padded:
-                    fixes[code] = padded
-        if fixes:
-            text = text.map(lambda c: fixes.get(c, c))
-    return text.astype(object).where(text.notna(), None)
+    positions, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.array([_code_text(u, known) for u in uniques] + [None], dtype=object)
+    return pd.Series(table[positions], index=values.index, dtype=object)
 
 
 def classify(codes: pd.Series, crosswalk: Crosswalk) -> tuple[pd.Series, pd.Series, Counter]:
@@ -83,15 +80,14 @@ def classify(codes: pd.Series, crosswalk: Crosswalk) -> tuple[pd.Series, pd.Seri
     An ambiguous one-to-many row gives its targets joined by '|' (e.g. GB 50137 E2 -> '01|02|03|04').
     """
     table = crosswalk.lookup()
-    unified_of = {src: row.unified_code for src, row in table.items()}
-    match_of = {src: row.match for src, row in table.items()}
-    unified = pd.Series(codes.map(unified_of).to_numpy(dtype=object), dtype=object)
-    unified = unified.where(unified.notna(), None)
-    match = pd.Series(codes.map(match_of).to_numpy(dtype=object), dtype=object)
-    match[match.isna()] = "unknown"
-    match[codes.isna().to_numpy()] = "missing"
-    unknown = Counter(str(c) for c, m in zip(codes, match, strict=True) if m in ("unknown", "missing"))
-    return unified, match, unknown
+    positions, uniques = pd.factorize(codes, use_na_sentinel=True)
+    unified = np.array([table[c].unified_code if c in table else None for c in uniques] + [None], dtype=object)
+    match = np.array([table[c].match if c in table else "unknown" for c in uniques] + ["missing"], dtype=object)
+    counts = np.bincount(positions + 1, minlength=len(uniques) + 1)  # slot 0 counts the missing
+    unknown = Counter({str(c): int(counts[i + 1]) for i, c in enumerate(uniques) if c not in table})
+    if counts[0]:
+        unknown["None"] = int(counts[0])
+    return (pd.Series(unified[positions], dtype=object), pd.Series(match[positions], dtype=object), unknown)
 
 
 def class_name(code: str | None, lang: str = "zh") -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from multiplan.crs import ellipsoidal_area
+from multiplan.crs import RingTable, ellipsoidal_area
 
 # Vertices closer than this (degrees, ~0.1 mm) are the same vertex when matching shared edges.
 SNAP_DEG = 1e-9
@@ -46,10 +46,14 @@ def _keys(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (h & ~np.uint64(1)) | flip.astype(np.uint64), keep
 
 
-def segment_keys(geoms: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of every boundary segment of oriented polygons, and the position of the owning feature."""
-    start, end, owner = _segments(geoms)
+def segment_keys(table: RingTable, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of every boundary segment, as if rings had the OGC orientation, and the owning feature's position."""
+    same = table.coord_ring[1:] == table.coord_ring[:-1]
+    start, end = table.coords[:-1][same], table.coords[1:][same]
+    ring = table.coord_ring[:-1][same]
     keys, keep = _keys(start, end)
+    keys ^= table.misoriented_rings()[ring].astype(np.uint64)  # walk misoriented rings the other way
+    owner = table.part_geom[table.ring_part[ring]]
     return keys[keep], positions[owner[keep]].astype(np.int64)
 
 

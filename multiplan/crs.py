@@ -118,6 +118,62 @@ _QP = _authalic(np.array([np.pi / 2]))[0]
 _RQ2 = _A * _A * _QP / 2  # squared radius of the authalic sphere
 
 
+@dataclass(frozen=True)
+class RingTable:
+    """Every ring vertex of an array of (multi)polygons, with its ring's signed spherical excess.
+
+    One pass over the coordinates serves the area, the orientation check and the coverage check.
+    """
+
+    coords: np.ndarray        # (n, 2) lon/lat of every ring vertex
+    coord_ring: np.ndarray    # ring index of each vertex
+    ring_part: np.ndarray     # polygon (part) index of each ring
+    part_geom: np.ndarray     # input index of each part
+    ring_is_shell: np.ndarray
+    ring_excess: np.ndarray   # signed: positive for counter-clockwise rings
+    n_geoms: int
+
+    def areas(self) -> np.ndarray:
+        """Ellipsoidal area (m²) of each input geometry: shells minus holes."""
+        ring_area = np.abs(self.ring_excess) * _RQ2
+        signed = np.where(self.ring_is_shell, ring_area, -ring_area)
+        part_area = np.bincount(self.ring_part, weights=signed, minlength=len(self.part_geom))
+        return np.bincount(self.part_geom, weights=part_area, minlength=self.n_geoms)
+
+    def misoriented_rings(self) -> np.ndarray:
+        """Rings not in the OGC orientation (shells counter-clockwise, holes clockwise)."""
+        return np.where(self.ring_is_shell, self.ring_excess < 0, self.ring_excess > 0)
+
+    def geoms_with(self, ring_mask: np.ndarray) -> np.ndarray:
+        """Boolean per input geometry: has at least one ring in ``ring_mask``."""
+        hits = np.bincount(self.part_geom[self.ring_part[ring_mask]], minlength=self.n_geoms)
+        return hits > 0
+
+
+def ring_table(geoms: np.ndarray) -> RingTable:
+    """The :class:`RingTable` of lon/lat polygons and multipolygons (other geometries have no rings)."""
+    geoms = np.asarray(geoms, dtype=object)
+    parts, part_geom = shapely.get_parts(geoms, return_index=True)
+    polygonal = np.isin(shapely.get_type_id(parts), (3,))
+    parts, part_geom = parts[polygonal], part_geom[polygonal]
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    # the first ring of each polygon is its shell; the others are holes
+    is_shell = np.r_[True, ring_part[1:] != ring_part[:-1]] if len(rings) else np.zeros(0, dtype=bool)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    lon = np.radians(coords[:, 0])
+    # on the authalic sphere sin(β) = q/qp, and tan(β/2) = sin β / (1 + cos β)
+    sin_beta = np.clip(_authalic(np.radians(coords[:, 1])) / _QP, -1, 1)
+    half_tan = sin_beta / (1 + np.sqrt(1 - sin_beta * sin_beta))
+    # edge i runs from vertex i to i+1 within the same ring (rings are closed)
+    same = coord_ring[1:] == coord_ring[:-1]
+    dlon = (lon[1:] - lon[:-1])[same]
+    t1, t2 = half_tan[:-1][same], half_tan[1:][same]
+    excess = 2 * np.arctan2(np.tan(dlon / 2) * (t1 + t2), 1 + t1 * t2)
+    # the sum runs against the pole-ward trapezoids, so it comes out negative for counter-clockwise rings
+    ring_excess = -np.bincount(coord_ring[:-1][same], weights=excess, minlength=len(rings))
+    return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms))
+
+
 def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
     """Ellipsoidal areas (m²) on the CGCS2000 ellipsoid of lon/lat polygons, vectorised.
 
@@ -127,31 +183,10 @@ def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
     count; points and lines get 0.
     """
     geoms = np.array(geoms, dtype=object)
-    out = np.zeros(len(geoms))
     for i in np.flatnonzero(shapely.get_type_id(geoms) == 7):  # overlay results mix dimensions
         parts = shapely.get_parts(geoms[i])
         geoms[i] = shapely.multipolygons(shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))]))
-    poly_mask = np.isin(shapely.get_type_id(geoms), (3, 6))
-    if not poly_mask.any():
-        return out
-    parts, part_owner = shapely.get_parts(geoms[poly_mask], return_index=True)
-    rings, ring_owner = shapely.get_rings(parts, return_index=True)
-    # the first ring of each polygon is its shell; the others are holes
-    first = np.r_[True, ring_owner[1:] != ring_owner[:-1]]
-    coords, coord_owner = shapely.get_coordinates(rings, return_index=True)
-    lon = np.radians(coords[:, 0])
-    beta = np.arcsin(np.clip(_authalic(np.radians(coords[:, 1])) / _QP, -1, 1))
-    # edge i runs from vertex i to i+1 within the same ring (rings are closed)
-    same = coord_owner[1:] == coord_owner[:-1]
-    dlon = (lon[1:] - lon[:-1])[same]
-    t1 = np.tan(beta[:-1][same] / 2)
-    t2 = np.tan(beta[1:][same] / 2)
-    excess = 2 * np.arctan2(np.tan(dlon / 2) * (t1 + t2), 1 + t1 * t2)
-    ring_area = np.abs(np.bincount(coord_owner[:-1][same], weights=excess, minlength=len(rings))) * _RQ2
-    signed = np.where(first, ring_area, -ring_area)
-    part_area = np.bincount(ring_owner, weights=signed, minlength=len(parts))
-    out[np.flatnonzero(poly_mask)] = np.bincount(part_owner, weights=part_area, minlength=int(poly_mask.sum()))
-    return out
+    return ring_table(geoms).areas()
 
 
 def geodesic_length(geoms: np.ndarray) -> np.ndarray:

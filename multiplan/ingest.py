@@ -22,7 +22,15 @@ import shapely
 from multiplan import config
 from multiplan.classify import class_field_for, class_name, classify, find_field, normalise_codes
 from multiplan.coverage import coverage_findings, segment_keys
-from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
+from multiplan.crs import (
+    SQM_PER_HA,
+    SQM_PER_MU,
+    STORAGE_CRS,
+    RingTable,
+    ellipsoidal_area,
+    geodesic_length,
+    ring_table,
+)
 from multiplan.errors import InputError
 from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunks, sha256_of
 from multiplan.specs import LayerSpec, layer_spec
@@ -201,8 +209,9 @@ def _check_region(bounds: np.ndarray, numbers: np.ndarray, src: PlanSource) -> N
 
 
 def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, result: _ChunkResult
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Make every polygon valid, oriented (shells counter-clockwise) and multi; returns a keep mask."""
+                     ) -> tuple[np.ndarray, np.ndarray, RingTable]:
+    """Make every polygon valid, multi and oriented (shells counter-clockwise); returns a keep mask
+    and the ring table of the repaired geometries (measured before orienting: areas don't care)."""
     keep = np.ones(len(geoms), dtype=bool)
     invalid = np.flatnonzero(~shapely.is_valid(geoms))
     if len(invalid):
@@ -216,21 +225,28 @@ def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, re
             if repaired is None or shapely.area(repaired) == 0:
                 keep[i] = False
                 result.rejected.append({"feature": int(numbers[i]), "reason": "unrepairable", "detail": reason})
+                geoms[i] = shapely.MultiPolygon()
                 continue
             geoms[i] = repaired
             result.repairs.append({"feature": int(numbers[i]), "kind": "invalid_polygon", "detail": reason,
                                    "area_before_m2": float(area),
                                    "area_after_m2": float(ellipsoidal_area(np.array([repaired]))[0])})
-    parts, owner = shapely.get_parts(geoms, return_index=True)
-    ccw = shapely.is_ccw(shapely.get_exterior_ring(parts))
-    # shapefiles store shells clockwise; other formats (GeoJSON, GeoPackage) counter-clockwise
-    for i in np.unique(owner[ccw if shapefile else ~ccw]):
-        if keep[i]:
-            result.repairs.append({"feature": int(numbers[i]), "kind": "ring_orientation",
-                                   "detail": "shell ring had the wrong orientation for its format"})
-    out = np.empty(len(geoms), dtype=object)
-    out[:] = shapely.multipolygons(shapely.orient_polygons(parts, exterior_cw=False), indices=owner)
-    return out, keep
+    geoms, numbers = geoms[keep], numbers[keep]
+    table = ring_table(geoms)
+    misoriented = table.misoriented_rings()
+    # shapefiles store shells clockwise, other formats counter-clockwise: only a break of the
+    # file's own convention is a repair worth reporting
+    convention_broken = table.ring_is_shell & (~misoriented if shapefile else misoriented)
+    for i in np.flatnonzero(table.geoms_with(convention_broken)):
+        result.repairs.append({"feature": int(numbers[i]), "kind": "ring_orientation",
+                               "detail": "shell ring had the wrong orientation for its format"})
+    flip = table.geoms_with(misoriented)
+    if flip.any():
+        geoms[flip] = shapely.orient_polygons(geoms[flip], exterior_cw=False)
+    single = shapely.get_type_id(geoms) == 3
+    if single.any():
+        geoms[single] = shapely.multipolygons(geoms[single][:, None])
+    return geoms, keep, table
 
 
 def _attrs_json(attrs: pd.DataFrame) -> list[str]:
@@ -254,6 +270,7 @@ class _Features:
     positions: np.ndarray
     fids: np.ndarray
     bounds: np.ndarray
+    rings: RingTable | None = None
 
 
 def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _ChunkResult) -> _Features:
@@ -281,8 +298,12 @@ def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _Chunk
         assert src.crs is not None
         geoms = _to_storage(geoms, src.crs.crs)
         _check_region(shapely.bounds(geoms), numbers, src)
+    table = None
     if spec.geometry == "polygon":
-        geoms, ok = _repair_polygons(geoms, numbers, src.driver == "ESRI Shapefile", result)
+        geoms, ok, table = _repair_polygons(geoms, numbers, src.driver == "ESRI Shapefile", result)
+        numbers, attrs, positions, fids = numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok]
+        return _Features(geoms, numbers, attrs, positions, fids,
+                         shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)), table)
     else:
         parts, owner = shapely.get_parts(geoms, return_index=True)
         maker = shapely.multilinestrings if spec.geometry == "line" else shapely.multipoints
@@ -342,10 +363,11 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
         frame["level"] = None
         frame["corridor_m"] = np.nan
     if spec.geometry == "polygon":
-        frame["area_m2"] = ellipsoidal_area(f.geoms)
+        assert f.rings is not None
+        frame["area_m2"] = f.rings.areas()
         frame["length_m"] = np.nan
         if spec.coverage:
-            result.seg_keys, result.seg_owner = segment_keys(f.geoms, f.positions)
+            result.seg_keys, result.seg_owner = segment_keys(f.rings, f.positions)
     else:
         frame["area_m2"] = np.nan
         frame["length_m"] = geodesic_length(f.geoms) if spec.geometry == "line" else np.nan
@@ -432,29 +454,37 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
     session = store.begin_load(meta, spec.geometry)
     try:
         with tempfile.TemporaryDirectory(prefix="multiplan-load-") as tmp, \
-                ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="multiplan-load") as pool:
+                ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="multiplan-check") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="multiplan-write") as writer:
             src = open_plan_source(path, Path(tmp), source_layer=options.source_layer,
                                    encoding=options.encoding, crs=options.crs)
             _check_declared_type(src, spec)
             code_field = class_field_for(spec, src.fields, options.class_field, src.name)
             tally = _Tally()
-            pending: deque[Future[_ChunkResult]] = deque()
+            # read (here) -> check (pool, in parallel) -> write (one thread, in order): the database
+            # works on one chunk while the next ones are read and checked
+            checking: deque[Future[_ChunkResult]] = deque()
+            writing: deque[Future[None]] = deque()
 
-            def finish_one() -> None:
-                part = pending.popleft().result()
+            def hand_over() -> None:
+                part = checking.popleft().result()
                 tally.merge(part, src)
-                session.write(part.frame)
+                writing.append(writer.submit(session.write, part.frame))
+                while writing and (writing[0].done() or len(writing) > 2):
+                    writing.popleft().result()  # raises the write's error, if any
                 if progress:
                     progress("read", tally.read, src.feature_count)
             try:
                 for chunk in read_chunks(src, options.chunk_size):
-                    pending.append(pool.submit(_process_chunk, chunk, src, spec, code_field))
-                    while len(pending) > WORKERS:
-                        finish_one()
-                while pending:
-                    finish_one()
+                    checking.append(pool.submit(_process_chunk, chunk, src, spec, code_field))
+                    while len(checking) > WORKERS:
+                        hand_over()
+                while checking:
+                    hand_over()
+                while writing:
+                    writing.popleft().result()
             finally:
-                for fut in pending:
+                for fut in (*checking, *writing):
                     fut.cancel()
             if tally.loaded == 0:
                 raise InputError("all_rejected", file=src.name)

@@ -126,3 +126,16 @@ def test_bad_crs_option_is_a_clear_error():
     with pytest.raises(CRSError) as err:
         parse_crs_option("EPSG:999999")
     assert "--crs EPSG:999999" in str(err.value)
+
+
+def test_ring_table_knows_orientation():
+    from multiplan.crs import ring_table
+
+    ccw = shapely.Polygon([(110, 19), (110.01, 19), (110.01, 19.01), (110, 19.01)])
+    cw = shapely.orient_polygons(ccw, exterior_cw=True)
+    clockwise_hole = [(110.004, 19.004), (110.004, 19.006), (110.006, 19.006), (110.006, 19.004)]
+    with_hole = shapely.Polygon(ccw.exterior, [clockwise_hole])
+    table = ring_table(np.array([ccw, cw, with_hole]))
+    assert list(table.misoriented_rings()) == [False, True, False, False]
+    assert list(table.geoms_with(table.misoriented_rings())) == [False, True, False]
+    assert table.areas()[0] == pytest.approx(table.areas()[1], rel=1e-12)

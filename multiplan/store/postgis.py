@@ -7,15 +7,15 @@ are serialised and version numbers have neither duplicates nor holes; features g
 from __future__ import annotations
 
 import json
-import struct
-from itertools import chain
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pyarrow as pa
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
+from pgpq import ArrowToPostgresBinaryEncoder
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -64,12 +64,13 @@ def _metadata() -> sa.MetaData:
     specs = load_layer_specs()
     for layer_id in LAYER_IDS:
         geom_type = GEOMETRY_TYPES[specs[layer_id].geometry].upper()
+        # one partition per version: a load fills a table of its own, indexes it, then attaches it
         sa.Table(feature_table(layer_id), md,
-                 sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True),
                  *[sa.Column(name, _PG_TYPES[pg], nullable=name not in ("version", "feature_no"))
                    for name, pg, _ in FEATURE_COLUMNS],
                  sa.Column("geom", Geometry(geom_type, srid=4490, spatial_index=True), nullable=False),
-                 sa.Index(f"{feature_table(layer_id)}_version", "version"))
+                 sa.PrimaryKeyConstraint("version", "feature_no"),
+                 postgresql_partition_by="LIST (version)")
     return md
 
 
@@ -159,7 +160,7 @@ class PostgisStore(PlanStore):
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame:
         self.version(layer, version)
-        cols = ", ".join(["fid"] + [c[0] for c in FEATURE_COLUMNS] + ["geom"])
+        cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
         sql = f"SELECT {cols} FROM {feature_table(layer)} WHERE version = :v"
         params: dict[str, Any] = {"v": int(version)}
         if bbox is not None:
@@ -167,7 +168,7 @@ class PostgisStore(PlanStore):
             params.update(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))
         with self._connect() as conn:
             frame = gpd.read_postgis(sa.text(sql + " ORDER BY feature_no"), conn, geom_col="geom", params=params)
-        return normalise_read_frame(frame.drop(columns=["fid"]).rename_geometry("geometry"))
+        return normalise_read_frame(frame.rename_geometry("geometry"))
 
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         with self._connect() as conn:
@@ -179,62 +180,30 @@ class PostgisStore(PlanStore):
         self.engine.dispose()
 
 
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-_COPY_TRAILER = b"\xff\xff"
-_NULL = b"\xff\xff\xff\xff"
-_LEN = struct.Struct(">i")
+_ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}
 
 
-def _text_fields(values: np.ndarray, prefix: bytes = b"") -> list[bytes]:
-    """Length-prefixed UTF-8 fields; repeated values (codes, admin units) are encoded once."""
-    cache: dict[object, bytes] = {}
-    out = []
-    for v in values:
-        field = cache.get(v)
-        if field is None:
-            if v is None or (isinstance(v, float) and np.isnan(v)):
-                field = _NULL
-            else:
-                data = prefix + str(v).encode("utf-8")
-                field = _LEN.pack(len(data)) + data
-            if len(cache) < 10_000:
-                cache[v] = field
-        out.append(field)
-    return out
+def binary_copy(frame: gpd.GeoDataFrame, version: int) -> bytes:
+    """The features of ``frame`` as a complete PostgreSQL binary COPY stream (encoded by pgpq).
 
-
-def _fixed_fields(values: np.ndarray, dtype: str) -> list[bytes]:
-    """Length-prefixed big-endian numbers; NaN becomes NULL."""
-    numbers = np.asarray(values, dtype=np.float64)
-    missing = np.isnan(numbers)
-    width = np.dtype(dtype).itemsize
-    raw = np.nan_to_num(numbers).astype(dtype).tobytes()
-    head = _LEN.pack(width)
-    return [_NULL if m else head + raw[i * width:(i + 1) * width] for i, m in enumerate(missing.tolist())]
-
-
-def binary_copy_rows(frame: gpd.GeoDataFrame, version: int) -> bytes:
-    """The rows of ``frame`` in PostgreSQL's binary COPY format (without signature and trailer).
-
-    Built column by column and joined once: per-row encoders cost more than the server's work.
-    jsonb's binary form is a version byte (1) and the text; geometry's is EWKB.
+    Binary COPY hands each field to its column's binary input: jsonb's is a version byte (1) and the
+    text, geometry's is EWKB; both travel as Arrow binary.
     """
-    n = len(frame)
-    columns: list[list[bytes]] = [[_LEN.pack(4) + struct.pack(">i", version)] * n]
+    columns = {"version": pa.array(np.full(len(frame), version, dtype=np.int32))}
     for name, pg, _ in FEATURE_COLUMNS[1:]:
         values = frame[name].to_numpy(dtype=object)
-        if pg == "integer":
-            columns.append(_fixed_fields(values, ">i4"))
-        elif pg == "double precision":
-            columns.append(_fixed_fields(values, ">f8"))
-        elif pg == "jsonb":
-            columns.append(_text_fields(values, prefix=b"\x01"))
+        if pg == "jsonb":
+            columns[name] = pa.array([b"\x01" + v.encode("utf-8") for v in values], type=pa.binary())
+        elif pg == "integer":
+            columns[name] = pa.array(np.asarray(values, dtype=np.int64).astype(np.int32))
         else:
-            columns.append(_text_fields(values))
+            columns[name] = pa.array(values, type=_ARROW_TYPES[pg], from_pandas=True)
     wkb = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490), include_srid=True)
-    columns.append([_LEN.pack(len(g)) + g for g in wkb])
-    count = struct.pack(">h", len(columns))
-    return b"".join(chain.from_iterable(zip([count] * n, *columns, strict=True)))
+    columns["geom"] = pa.array(wkb, type=pa.binary())
+    table = pa.table(columns)
+    encoder = ArrowToPostgresBinaryEncoder(table.schema)
+    parts = [encoder.write_header(), *(encoder.write_batch(b) for b in table.to_batches()), encoder.finish()]
+    return b"".join(bytes(p) for p in parts)
 
 
 class _PostgisLoad(LoadSession):
@@ -255,6 +224,8 @@ class _PostgisLoad(LoadSession):
             self.conn.close()
             raise
         self.cols = [c[0] for c in FEATURE_COLUMNS] + ["geom"]
+        self.partition = f"{self.table}_v{self.version}"  # from a fixed layer id and an integer
+        self.staged = False
 
     def _failed(self, exc: BaseException) -> StorageError:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -263,18 +234,28 @@ class _PostgisLoad(LoadSession):
     def write(self, frame: gpd.GeoDataFrame) -> None:
         if frame.empty:
             return
-        payload = binary_copy_rows(frame, self.version)
         raw = self.conn.connection.driver_connection
         try:
+            if not self.staged:
+                # a plain table: no index to maintain row by row while COPY runs
+                raw.execute(f"CREATE TABLE {self.partition} (LIKE {self.table} INCLUDING DEFAULTS)")
+                self.staged = True
             with raw.cursor() as cur, cur.copy(
-                    f"COPY {self.table} ({', '.join(self.cols)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(_COPY_SIGNATURE + payload + _COPY_TRAILER)
+                    f"COPY {self.partition} ({', '.join(self.cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(binary_copy(frame, self.version))
         except Exception as exc:
             raise self._failed(exc) from exc
 
     def commit(self, summary: dict[str, Any]) -> PlanVersion:
         record = version_record(self.meta, self.version, summary)
         try:
+            if self.staged:
+                p = self.partition
+                for sql in (f"ALTER TABLE {p} ADD CONSTRAINT {p}_version CHECK (version = {self.version})",
+                            f"ALTER TABLE {p} ADD PRIMARY KEY (version, feature_no)",
+                            f"CREATE INDEX {p}_geom ON {p} USING gist (geom)",
+                            f"ALTER TABLE {self.table} ATTACH PARTITION {p} FOR VALUES IN ({self.version})"):
+                    self.conn.exec_driver_sql(sql)
             self.conn.execute(sa.text(
                 f"INSERT INTO mp_plan_versions ({', '.join(record)}) VALUES "
                 f"({', '.join(':' + k if k != 'report_json' else 'CAST(:report_json AS jsonb)' for k in record)})"),
