@@ -79,7 +79,7 @@ BEGIN RAISE EXCEPTION '%% is %%', TG_TABLE_NAME, TG_ARGV[0]; END $$"""
 
 
 def _migration_1(conn: sa.Connection) -> None:
-    _metadata().create_all(conn)
+    _metadata().create_all(conn, checkfirst=False)  # in our own schema, whatever the search path shows
     conn.exec_driver_sql(_IMMUTABLE_FN)
     tables = [("mp_audit_log", "append-only"), ("mp_plan_versions", "immutable")]
     tables += [(feature_table(lid), "immutable: every load makes a new version") for lid in LAYER_IDS]
@@ -91,6 +91,8 @@ def _migration_1(conn: sa.Connection) -> None:
 
 #: Ordered schema migrations: (number, description, function run inside the init transaction).
 MIGRATIONS = [(1, "plan layers, versions, audit trail", _migration_1)]
+# the store lives in the first schema of the search path; tables further down it are someone else's
+_IN_OWN_SCHEMA = "SELECT to_regclass(quote_ident(current_schema()) || '.{table}')"
 _INIT_LOCK = 7_471_001  # advisory-lock key that serialises concurrent `init`s
 
 
@@ -127,7 +129,7 @@ class PostgisStore(PlanStore):
                                detail=str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
 
     def _require_init(self, conn: sa.Connection) -> None:
-        if conn.exec_driver_sql("SELECT to_regclass('mp_plan_versions')").scalar() is None:
+        if conn.exec_driver_sql(_IN_OWN_SCHEMA.format(table="mp_plan_versions")).scalar() is None:
             raise StorageError("store_not_initialised", store=self._safe_url())
 
     def init(self) -> list[str]:
@@ -135,7 +137,7 @@ class PostgisStore(PlanStore):
         with self._connect() as conn, conn.begin():
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INIT_LOCK})
-            exists = conn.exec_driver_sql("SELECT to_regclass('mp_schema_migrations')").scalar()
+            exists = conn.exec_driver_sql(_IN_OWN_SCHEMA.format(table="mp_schema_migrations")).scalar()
             done = set(conn.scalars(sa.text("SELECT id FROM mp_schema_migrations"))) if exists else set()
             for number, description, migrate in MIGRATIONS:
                 if number in done:
