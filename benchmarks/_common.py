@@ -89,7 +89,7 @@ def land_use_cells(n: int, seed: int = 42, vertices: int = 20) -> gpd.GeoDataFra
     cells = shapely.intersection(cells, frame)
     # Voronoi cells have ~6 corners; add points along edges (both sides get the same ones)
     spacing = np.sqrt((x1 - x0) * (y1 - y0) / n) / (vertices / 6 * 1.2)
-    cells = shapely.segmentize(cells, spacing)
+    cells = shapely.orient_polygons(shapely.segmentize(cells, spacing))  # as GIS software writes them
     codes = np.array(["010", "020", "030", "040", "050", "060", "070", "080", "090", "100"])
     return gpd.GeoDataFrame({
         "BSM": [f"4690990{i:09d}" for i in range(len(cells))],

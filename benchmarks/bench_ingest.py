@@ -22,14 +22,14 @@ from _common import land_use_cells, postgis, run_child  # noqa: E402
 MULTIPLAN = """
 import sys, uuid, psycopg
 from multiplan.store import open_store
-from multiplan.ingest import load_plan
+from multiplan.ingest import LoadOptions, load_plan
 url, path = sys.argv[1], sys.argv[2]
 schema = "b_" + uuid.uuid4().hex[:8]
 with psycopg.connect(url, autocommit=True) as c:
     c.execute(f"CREATE SCHEMA {schema}")
 with open_store(f"{url}?options=-csearch_path%3D{schema},public") as store:
     store.init()
-    report = load_plan(store, "land_use", path)
+    report = load_plan(store, "land_use", path, LoadOptions(processes=True))
 print(report["counts"]["loaded"], "loaded;", len(report["quality"]["overlaps"]), "overlaps")
 """
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from multiplan.crs import (
     ring_table,
 )
 from multiplan.errors import InputError
-from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunks, sha256_of
+from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunk, sha256_of
 from multiplan.specs import LayerSpec, layer_spec
 from multiplan.store.base import LoadMeta, PlanStore
 
@@ -48,6 +49,8 @@ MAX_ABS_COORD = 1e9
 MAX_LISTED = 20
 # Threads checking chunks; the machine's cores, at most two (the database takes its own).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
+# From this many features on, chunks are checked in worker processes rather than threads.
+PROCESS_MIN_FEATURES = 100_000
 
 
 @dataclass
@@ -58,6 +61,9 @@ class LoadOptions:
     label: str | None = None
     source_layer: str | None = None
     chunk_size: int = 50_000
+    #: Check large files in worker processes. Only for callers whose main module is import-safe
+    #: (the CLI is): "spawn" imports it again in every worker.
+    processes: bool = False
 
 
 #: How many repairs and rejections a report lists one by one (all are counted).
@@ -68,8 +74,10 @@ MAX_REPORTED = 1000
 class _ChunkResult:
     """What processing one chunk produced; chunks are processed in parallel and merged in order."""
 
-    frame: gpd.GeoDataFrame
+    frame: Any  # the normalised features, then what the store's encoder made of them
     read: int = 0
+    loaded: int = 0
+    notes: list[str] = field(default_factory=list)  # GDAL's announcements while reading
     family: str | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
@@ -111,7 +119,10 @@ class _Tally:
                 raise InputError("mixed_geometry", file=src.name, types=", ".join(sorted({self.family, part.family})))
             self.family = part.family
         self.read += part.read
-        self.loaded += len(part.frame)
+        self.loaded += part.loaded
+        for note in part.notes:
+            if note not in src.notes:
+                src.notes.append(note)
         self.n_rejected += len(part.rejected)
         self.rejected.extend(part.rejected[: max(0, MAX_REPORTED - len(self.rejected))])
         for r in part.repairs:
@@ -378,7 +389,22 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
                                                   count=("area", "size")).iterrows():
         result.area[str(code)] = [float(row["area"]), float(row["length"]), int(row["count"])]
     result.frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(f.geoms, crs=STORAGE_CRS))
+    result.loaded = len(frame)
     return result
+
+
+def _check_range(src: PlanSource, spec: LayerSpec, code_field: str, start: int, count: int,
+                 encoder: Callable[[gpd.GeoDataFrame], Any]) -> _ChunkResult:
+    """Read, check and encode features ``start`` to ``start + count``: the unit of parallel work."""
+    known_notes = len(src.notes)
+    chunk = read_chunk(src, start, count)
+    if chunk is None:
+        part = _ChunkResult(frame=gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS)), start=start)
+    else:
+        part = _process_chunk(chunk, src, spec, code_field)
+    part.notes = src.notes[known_notes:]
+    part.frame = encoder(part.frame)
+    return part
 
 
 def _refetch(src: PlanSource, spec: LayerSpec, code_field: str, fids_by_position: np.ndarray):
@@ -454,15 +480,18 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
     session = store.begin_load(meta, spec.geometry)
     try:
         with tempfile.TemporaryDirectory(prefix="multiplan-load-") as tmp, \
-                ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="multiplan-check") as pool, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="multiplan-write") as writer:
             src = open_plan_source(path, Path(tmp), source_layer=options.source_layer,
                                    encoding=options.encoding, crs=options.crs)
             _check_declared_type(src, spec)
             code_field = class_field_for(spec, src.fields, options.class_field, src.name)
             tally = _Tally()
-            # read (here) -> check (pool, in parallel) -> write (one thread, in order): the database
-            # works on one chunk while the next ones are read and checked
+            # read and check ranges in parallel -> write (one thread, in order): the database works
+            # on one chunk while the next ones are read and checked. Large files use processes (the
+            # checks are partly Python); small ones threads, which start at once.
+            big = options.processes and src.feature_count >= PROCESS_MIN_FEATURES and WORKERS > 1
+            pool = (ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) if big
+                    else ThreadPoolExecutor(WORKERS, thread_name_prefix="multiplan-check"))
             checking: deque[Future[_ChunkResult]] = deque()
             writing: deque[Future[None]] = deque()
 
@@ -475,8 +504,9 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
                 if progress:
                     progress("read", tally.read, src.feature_count)
             try:
-                for chunk in read_chunks(src, options.chunk_size):
-                    checking.append(pool.submit(_process_chunk, chunk, src, spec, code_field))
+                for start in range(0, max(src.feature_count, 1), options.chunk_size):
+                    checking.append(pool.submit(_check_range, src, spec, code_field, start, options.chunk_size,
+                                                session.encoder))
                     while len(checking) > WORKERS:
                         hand_over()
                 while checking:
@@ -486,6 +516,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             finally:
                 for fut in (*checking, *writing):
                     fut.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
             if tally.loaded == 0:
                 raise InputError("all_rejected", file=src.name)
             if progress:

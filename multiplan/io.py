@@ -376,17 +376,25 @@ def _feature_numbers(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -
     return fids + 1 if src.driver == "ESRI Shapefile" else positions + 1
 
 
+def read_chunk(src: PlanSource, start: int, count: int) -> RawChunk | None:
+    """Features ``start`` to ``start + count`` in read order (None past the end), 2-D, curves linearised.
+
+    Read order skips the records a .dbf flags deleted, so it can end before ``src.feature_count``.
+    """
+    meta, fids, wkb, values = _read(src, skip_features=start, max_features=count)
+    if len(wkb) == 0:
+        return None
+    numbers = _feature_numbers(src, fids, np.arange(start, start + len(wkb)))
+    return _chunk(src, start, meta, fids, wkb, values, numbers)
+
+
 def read_chunks(src: PlanSource, chunk_size: int = 50_000) -> Iterator[RawChunk]:
-    """Read the dataset in chunks of ``chunk_size`` features, 2-D, curves linearised."""
+    """Read the dataset in chunks of ``chunk_size`` features."""
     start = 0
-    while True:
-        meta, fids, wkb, values = _read(src, skip_features=start, max_features=chunk_size)
-        if len(wkb) == 0:
-            break
-        numbers = _feature_numbers(src, fids, np.arange(start, start + len(wkb)))
-        yield _chunk(src, start, meta, fids, wkb, values, numbers)
-        start += len(wkb)
-        if len(wkb) < chunk_size:  # GDAL skips deleted .dbf records, so counts can overstate
+    while (chunk := read_chunk(src, start, chunk_size)) is not None:
+        yield chunk
+        start += len(chunk.feature_no)
+        if len(chunk.feature_no) < chunk_size:
             break
 
 

@@ -116,7 +116,7 @@ def load_command(obj: dict[str, Any], layer: str, file: str, crs_text: str | Non
                  class_field: str | None, source_layer: str | None, label: str | None, as_json: bool) -> None:
     """Load FILE as a new version of LAYER (zipped shapefile, .shp, .gpkg or .geojson)."""
     options = LoadOptions(crs=parse_crs_option(crs_text) if crs_text else None, encoding=encoding,
-                          class_field=class_field, label=label, source_layer=source_layer)
+                          class_field=class_field, label=label, source_layer=source_layer, processes=True)
     bars = _Bars()
     try:
         with open_store(obj["store"]) as store:

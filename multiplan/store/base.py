@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -100,12 +101,21 @@ class LoadMeta:
     actor: str = field(default_factory=current_actor)
 
 
+def keep_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The default chunk encoder: the store takes the frame as it is."""
+    return frame
+
+
 class LoadSession(ABC):
     """Staged features of one load. Nothing is visible until :meth:`commit`."""
 
+    #: Turns a chunk of normalised features into what :meth:`write` takes. It must be picklable:
+    #: loads of large files run it in worker processes, next to the checks.
+    encoder: Callable[[gpd.GeoDataFrame], Any] = staticmethod(keep_frame)
+
     @abstractmethod
-    def write(self, frame: gpd.GeoDataFrame) -> None:
-        """Stage a chunk of normalised features (FEATURE_COLUMNS minus version, plus geometry)."""
+    def write(self, payload: Any) -> None:
+        """Stage one encoded chunk of normalised features (FEATURE_COLUMNS minus version, plus geometry)."""
 
     @abstractmethod
     def commit(self, summary: dict[str, Any]) -> PlanVersion:

@@ -7,6 +7,7 @@ are serialised and version numbers have neither duplicates nor holes; features g
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import geopandas as gpd
@@ -185,12 +186,14 @@ class PostgisStore(PlanStore):
 _ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}
 
 
-def binary_copy(frame: gpd.GeoDataFrame, version: int) -> bytes:
+def binary_copy(frame: gpd.GeoDataFrame, version: int) -> bytes | None:
     """The features of ``frame`` as a complete PostgreSQL binary COPY stream (encoded by pgpq).
 
     Binary COPY hands each field to its column's binary input: jsonb's is a version byte (1) and the
     text, geometry's is EWKB; both travel as Arrow binary.
     """
+    if frame.empty:
+        return None
     columns = {"version": pa.array(np.full(len(frame), version, dtype=np.int32))}
     for name, pg, _ in FEATURE_COLUMNS[1:]:
         values = frame[name].to_numpy(dtype=object)
@@ -227,14 +230,15 @@ class _PostgisLoad(LoadSession):
             raise
         self.cols = [c[0] for c in FEATURE_COLUMNS] + ["geom"]
         self.partition = f"{self.table}_v{self.version}"  # from a fixed layer id and an integer
+        self.encoder = partial(binary_copy, version=self.version)
         self.staged = False
 
     def _failed(self, exc: BaseException) -> StorageError:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         return StorageError("store_write_failed", store=self.store._safe_url(), detail=detail)
 
-    def write(self, frame: gpd.GeoDataFrame) -> None:
-        if frame.empty:
+    def write(self, payload: bytes | None) -> None:
+        if payload is None:
             return
         raw = self.conn.connection.driver_connection
         try:
@@ -244,7 +248,7 @@ class _PostgisLoad(LoadSession):
                 self.staged = True
             with raw.cursor() as cur, cur.copy(
                     f"COPY {self.partition} ({', '.join(self.cols)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(binary_copy(frame, self.version))
+                copy.write(payload)
         except Exception as exc:
             raise self._failed(exc) from exc
 
