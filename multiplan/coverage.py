@@ -54,15 +54,31 @@ def segment_keys(table: RingTable, positions: np.ndarray) -> tuple[np.ndarray, n
     keys, keep = _keys(start, end)
     keys ^= table.misoriented_rings()[ring].astype(np.uint64)  # walk misoriented rings the other way
     owner = table.part_geom[table.ring_part[ring]]
-    return keys[keep], positions[owner[keep]].astype(np.int64)
+    return keys[keep], positions[owner[keep]].astype(np.int32)
 
 
-def unmatched_keys(keys: np.ndarray) -> np.ndarray:
-    """Keys of segments not shared by exactly two features, once each way (sorted, unique)."""
-    undirected, inverse, counts = np.unique(keys >> np.uint64(1), return_inverse=True, return_counts=True)
-    ways = np.bincount(inverse, weights=(keys & np.uint64(1)).astype(np.float64), minlength=len(undirected))
-    matched = (counts == 2) & (ways == 1)
-    return np.unique(keys[~matched[inverse]])
+def unmatched_keys(key_chunks: list[np.ndarray]) -> np.ndarray:
+    """Keys of segments not shared by exactly two features, once each way (sorted, unique).
+
+    Sorted in place, a matched pair is two neighbours with the same end points and opposite
+    directions; everything else is unmatched. Memory stays near one copy of the keys.
+    """
+    keys = np.concatenate(key_chunks) if key_chunks else np.zeros(0, dtype=np.uint64)
+    if len(keys) == 0:
+        return keys
+    keys.sort()
+    n = len(keys)
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    hi = keys >> np.uint64(1)
+    np.not_equal(hi[1:], hi[:-1], out=new_group[1:])
+    del hi
+    starts = np.flatnonzero(new_group)
+    del new_group
+    sizes = np.diff(np.append(starts, n))
+    second = np.minimum(starts + 1, n - 1)
+    matched = (sizes == 2) & ((keys[starts] & np.uint64(1)) == 0) & ((keys[second] & np.uint64(1)) == 1)
+    return np.unique(keys[np.repeat(~matched, sizes)])
 
 
 def _winding(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -85,14 +101,16 @@ def _winding(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarr
 Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def coverage_findings(keys: np.ndarray, owners: np.ndarray, bounds: np.ndarray, fetch: Fetch,
+def coverage_findings(keys: list[np.ndarray], owners: list[np.ndarray], bounds: np.ndarray, fetch: Fetch,
                       min_area_m2: float) -> dict[str, list[dict[str, Any]]]:
-    """Overlaps and gaps of a coverage from its segment keys; ``fetch`` supplies the few geometries needed.
+    """Overlaps and gaps of a coverage from its segment keys (and owners), chunk by chunk as they came;
+    ``fetch`` supplies the few geometries needed.
 
     ``bounds`` holds (minx, miny, maxx, maxy) per feature position (NaN for features not loaded).
     """
     odd = unmatched_keys(keys)
-    suspects = np.unique(owners[np.isin(keys, odd)])
+    suspects = np.unique(np.concatenate([o[np.isin(k, odd)] for k, o in zip(keys, owners, strict=True)])
+                         if keys else np.zeros(0, dtype=np.int64)).astype(np.int64)
     if len(suspects) == 0:
         return {"overlaps": [], "gaps": []}
     geoms, _, _ = fetch(suspects)

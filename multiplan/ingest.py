@@ -459,7 +459,7 @@ def _quality(src: PlanSource, spec: LayerSpec, code_field: str, tally: _Tally) -
     bounds_by_position = np.full((size, 4), np.nan)
     fids_by_position[positions] = np.concatenate(tally.fids)
     bounds_by_position[positions] = np.concatenate(tally.bounds)
-    found = coverage_findings(np.concatenate(tally.seg_keys), np.concatenate(tally.seg_owner), bounds_by_position,
+    found = coverage_findings(tally.seg_keys, tally.seg_owner, bounds_by_position,
                               _refetch(src, spec, code_field, fids_by_position), QC_MIN_AREA_M2)
     return {"checked": True, "min_area_m2": QC_MIN_AREA_M2, **found}
 

@@ -139,3 +139,11 @@ def test_ring_table_knows_orientation():
     assert list(table.misoriented_rings()) == [False, True, False, False]
     assert list(table.geoms_with(table.misoriented_rings())) == [False, True, False]
     assert table.areas()[0] == pytest.approx(table.areas()[1], rel=1e-12)
+
+
+def test_unmatched_keys_keeps_only_edges_not_shared_once_each_way():
+    from multiplan.coverage import unmatched_keys
+
+    keys = np.array([10, 11, 20, 21, 30, 40, 41, 41, 50, 50], dtype=np.uint64)  # low bit: direction
+    assert unmatched_keys([keys[:5], keys[5:]]).tolist() == [30, 40, 41, 50]
+    assert unmatched_keys([]).tolist() == []

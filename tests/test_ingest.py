@@ -367,3 +367,22 @@ def test_load_report_is_json_serialisable_and_stored_with_the_version(store, tmp
     assert "EPSG:4490" in text
     stored = store.version("land_use", 1).report
     assert stored["area_by_class"] == report["area_by_class"] and stored["sha256"] == report["sha256"]
+
+
+def test_worker_processes_give_the_same_plan_as_threads(store, tmp_path, monkeypatch):
+    import multiplan.ingest as ingest
+
+    frame = land_use_frame(6)
+    geoms = list(frame.geometry)
+    geoms[7] = shapely.buffer(geoms[7], 0.001, join_style="mitre")  # overlaps, found across chunks
+    shp = write_shapefile(frame.set_geometry(geoms, crs=4490), tmp_path, "lu")
+    threads = load_plan(store, "land_use", shp, LoadOptions(chunk_size=7))
+    monkeypatch.setattr(ingest, "PROCESS_MIN_FEATURES", 1)
+    monkeypatch.setattr(ingest, "WORKERS", 2)
+    processes = load_plan(store, "land_use", shp, LoadOptions(chunk_size=7, processes=True))
+    for key in ("counts", "area_by_class", "quality", "repairs", "unknown_codes"):
+        assert processes[key] == threads[key], key
+    assert len(threads["quality"]["overlaps"]) == 8
+    a, b = store.read_features("land_use", 1), store.read_features("land_use", 2)
+    assert list(a.feature_key) == list(b.feature_key)
+    assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0).all()
