@@ -1,4 +1,4 @@
-"""Check every declarative file: layer specs and crosswalks (conflict rules join them later)."""
+"""Check every declarative file: layer specs, crosswalks and conflict rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from multiplan import config
 from multiplan.specs import load_crosswalk, load_layer_specs
 
 
-def validate_all(layers_dir: str | Path | None = None) -> list[str]:
+def validate_all(layers_dir: str | Path | None = None, rules_dir: str | Path | None = None) -> list[str]:
     """Validate all specs; return what was checked. Raises :class:`SpecError` on the first problem."""
     folder = Path(layers_dir or config.setting("layers_dir"))
     checked = []
@@ -17,4 +17,8 @@ def validate_all(layers_dir: str | Path | None = None) -> list[str]:
         checked.append(f"crosswalk {path.name}")
     for spec in load_layer_specs(folder).values():
         checked.append(f"layer {Path(spec.source).name}")
+    from multiplan.rules import load_rules
+
+    for rule in load_rules(rules_dir, folder).values():
+        checked.append(f"rule {Path(rule.source).name} ({rule.kind}, {rule.severity})")
     return checked
