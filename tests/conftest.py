@@ -66,3 +66,19 @@ def store(store_url):
 
     with open_store(store_url) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """The sample county loaded by `multiplan demo` into a GeoPackage store."""
+    from click.testing import CliRunner
+
+    from multiplan.cli import cli, demo  # noqa: F401  (importing registers the command)
+    from multiplan.store import open_store
+
+    path = tmp_path_factory.mktemp("demo") / "demo.gpkg"
+    result = CliRunner().invoke(cli, ["--store", str(path), "demo"])
+    assert result.exit_code == 0, result.output
+    assert "已入库 12 个规划版本" in result.output
+    with open_store(str(path)) as store:
+        yield store

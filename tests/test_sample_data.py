@@ -5,22 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
-from click.testing import CliRunner
 
-from multiplan.cli import cli, demo  # noqa: F401  (importing registers the command)
 from multiplan.cli.demo import SAMPLE_DIR
 from multiplan.specs import LAYER_IDS
-from multiplan.store import open_store
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demo") / "demo.gpkg"
-    result = CliRunner().invoke(cli, ["--store", str(path), "demo"])
-    assert result.exit_code == 0, result.output
-    assert "已入库 12 个规划版本" in result.output
-    with open_store(str(path)) as store:
-        yield store
 
 
 def test_sample_data_is_small():

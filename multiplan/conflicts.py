@@ -1,0 +1,152 @@
+"""Conflict detection between plans, rule by rule: the patches (图斑) where plans contradict each other.
+
+This module holds the polygon kinds (overlap, containment). It takes plan features as frames and
+returns patches as a frame; storing runs and patches is the store's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area
+from multiplan.rules import ClassFilter, RuleSpec
+
+# Snap grid for a pair GEOS refuses at full precision (degrees, ~1 mm): the usual digitising tolerance.
+SNAP_GRID_DEG = 1e-8
+
+PATCH_COLUMNS = ("rule", "rule_version", "severity", "layer_a", "version_a", "feature_a", "class_a",
+                 "orig_a", "layer_b", "version_b", "feature_b", "class_b", "orig_b", "xzqdm", "status",
+                 "area_m2", "area_ha", "area_mu")
+
+
+@dataclass
+class Detection:
+    """What one rule found: patches, what its tolerances suppressed, what could not be computed."""
+
+    rule: RuleSpec
+    patches: gpd.GeoDataFrame
+    suppressed_count: int = 0
+    suppressed_area_m2: float = 0.0
+    unknown: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def area_m2(self) -> float:
+        """The area of the union of the patches: features overlapping inside a plan count once."""
+        if self.patches.empty:
+            return 0.0
+        return float(ellipsoidal_area(np.array([shapely.union_all(self.patches.geometry.values)]))[0])
+
+
+def select(frame: gpd.GeoDataFrame, where: ClassFilter) -> gpd.GeoDataFrame:
+    """The features of a plan version that a rule side's class filter picks."""
+    mask = np.array([where.matches_unified(c) for c in frame["ydyh_code"]], dtype=bool)
+    if where.original:
+        mask &= frame["orig_code"].isin(where.original).to_numpy()
+    if where.zone:
+        mask &= frame["zone_code"].isin(where.zone).to_numpy()
+    return frame[mask]
+
+
+def _side(frames: dict[str, gpd.GeoDataFrame], layers: tuple[str, ...], where: ClassFilter) -> gpd.GeoDataFrame:
+    parts = []
+    for layer in layers:
+        if layer in frames:
+            chosen = select(frames[layer], where)
+            parts.append(chosen.assign(layer=layer))
+    if not parts:
+        return gpd.GeoDataFrame({"layer": []}, geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=STORAGE_CRS)
+
+
+def _robust(op, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``op`` pair by pair; a pair GEOS cannot compute is retried on a snapped grid, else left as None."""
+    try:
+        return op(left, right), np.zeros(len(left), dtype=bool)
+    except shapely.errors.GEOSException:
+        pass
+    out = np.empty(len(left), dtype=object)
+    failed = np.zeros(len(left), dtype=bool)
+    for i, (a, b) in enumerate(zip(left, right, strict=True)):
+        try:
+            out[i] = op(a, b)
+        except shapely.errors.GEOSException:
+            try:
+                out[i] = op(a, b, grid_size=SNAP_GRID_DEG)
+            except shapely.errors.GEOSException:
+                failed[i] = True
+    return out, failed
+
+
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    out = np.empty(len(geoms), dtype=object)
+    for i, g in enumerate(geoms):
+        if g is None:
+            out[i] = None
+            continue
+        parts = shapely.get_parts(g)
+        polys = shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))])
+        out[i] = shapely.multipolygons(polys) if len(polys) else shapely.MultiPolygon()
+    return out
+
+
+def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[str, int]) -> Detection:
+    """Run an overlap or containment ``rule`` on plan versions given as frames (features as stored)."""
+    if rule.kind not in ("overlap", "containment"):
+        raise ValueError(f"detect() handles overlap and containment rules; {rule.id} is a {rule.kind} rule")
+    assert rule.b is not None
+    a = _side(frames, rule.a.layers, rule.a.where)
+    b = _side(frames, rule.b.layers, rule.b.where)
+    if rule.kind == "overlap":
+        left, right = shapely.STRtree(b.geometry.values).query(a.geometry.values, predicate="intersects")
+        pieces, failed = _robust(shapely.intersection, a.geometry.values[left], b.geometry.values[right])
+    else:  # containment: the part of each A feature outside everything B
+        b_union = shapely.union_all(b.geometry.values) if len(b) else shapely.Polygon()
+        left = np.arange(len(a))
+        right = np.full(len(a), -1)
+        pieces, failed = _robust(shapely.difference, a.geometry.values, np.full(len(a), b_union, dtype=object))
+    pieces = _polygonal(pieces)
+    areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
+    min_area = rule.tolerance.get("min_area_m2", 0.0)
+    keep = ~failed & (areas >= min_area) & (areas > 0)
+    if rule.kind == "containment" and "area_ratio" in rule.tolerance:
+        own = ellipsoidal_area(a.geometry.values)
+        keep &= areas > (1 - rule.tolerance["area_ratio"]) * own  # mostly inside counts as inside
+    small = ~failed & ~keep & (areas > 0)
+    detection = Detection(rule, _patches(rule, a, b, left, right, pieces, areas, keep, versions),
+                          int(small.sum()), float(areas[small].sum()))
+    for i in np.flatnonzero(failed):
+        detection.unknown.append({"status": "unknown_needs_review", "layer_a": a["layer"].iloc[left[i]],
+                                  "feature_a": str(a["feature_key"].iloc[left[i]]),
+                                  "layer_b": b["layer"].iloc[right[i]] if right[i] >= 0 else None,
+                                  "feature_b": str(b["feature_key"].iloc[right[i]]) if right[i] >= 0 else None})
+    return detection
+
+
+def _patches(rule: RuleSpec, a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, left: np.ndarray, right: np.ndarray,
+             pieces: np.ndarray, areas: np.ndarray, keep: np.ndarray, versions: dict[str, int]) -> gpd.GeoDataFrame:
+    li, ri = left[keep], right[keep]
+    has_b = ri >= 0
+    rows = {
+        "rule": rule.id, "rule_version": rule.version, "severity": rule.severity,
+        "layer_a": a["layer"].to_numpy()[li],
+        "version_a": [versions.get(x) for x in a["layer"].to_numpy()[li]],
+        "feature_a": a["feature_key"].to_numpy()[li], "class_a": a["ydyh_code"].to_numpy()[li],
+        "orig_a": a["orig_code"].to_numpy()[li],
+        "layer_b": np.where(has_b, b["layer"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
+        "version_b": [versions.get(x) if h else None for x, h in
+                      zip(b["layer"].to_numpy()[np.maximum(ri, 0)] if len(b) else [None] * len(ri), has_b,
+                          strict=True)],
+        "feature_b": np.where(has_b, b["feature_key"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
+        "class_b": np.where(has_b, b["ydyh_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
+        "orig_b": np.where(has_b, b["orig_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
+        "xzqdm": a["xzqdm"].to_numpy()[li], "status": "open",
+        "area_m2": areas[keep], "area_ha": areas[keep] / SQM_PER_HA, "area_mu": areas[keep] / SQM_PER_MU,
+    }
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(PATCH_COLUMNS)),
+                            geometry=gpd.GeoSeries(pieces[keep], crs=STORAGE_CRS))

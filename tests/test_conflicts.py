@@ -1,0 +1,101 @@
+"""Conflict detection (overlap and containment rules) on the planted conflicts and on built cases."""
+
+from __future__ import annotations
+
+import csv
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import pytest
+import shapely
+
+from multiplan.cli.demo import SAMPLE_DIR
+from multiplan.conflicts import detect
+from multiplan.crs import ellipsoidal_area
+from multiplan.rules import load_rules
+
+GEOD = pyproj.CRS.from_epsg(4490).get_geod()
+
+
+@pytest.fixture(scope="module")
+def plans(demo_store):
+    versions = {v.layer: v.version for v in demo_store.versions()}
+    frames = {layer: demo_store.read_features(layer, v) for layer, v in versions.items()}
+    return frames, versions
+
+
+def _planted(rule_id):
+    with open(SAMPLE_DIR / "planted_conflicts.csv", encoding="utf-8-sig") as fh:
+        return [row for row in csv.DictReader(fh) if row["conflict_type"] == rule_id]
+
+
+POLYGON_RULES = ["two_plan_1", "two_plan_2", "farmland", "farmland_use", "red_line_1", "red_line_2",
+                 "boundary_red_line", "boundary_farmland", "forest_1", "forest_2", "forest_3_4",
+                 "forest_farmland", "control_zone", "conditional", "land_sea"]
+
+
+@pytest.mark.parametrize("rule_id", POLYGON_RULES)
+def test_every_planted_conflict_is_found_and_nothing_else(plans, rule_id):
+    frames, versions = plans
+    found = detect(load_rules()[rule_id], frames, versions)
+    pairs = {frozenset((p.feature_a, p.feature_b)) for p in found.patches.itertuples()}
+    planted = _planted(rule_id)
+    assert pairs == {frozenset((row["feature_a"], row["feature_b"])) for row in planted}
+    by_pair = {frozenset((p.feature_a, p.feature_b)): p.area_m2 for p in found.patches.itertuples()}
+    for row in planted:  # the generator measured planar areas in EPSG:4546, within 0.01 %
+        assert by_pair[frozenset((row["feature_a"], row["feature_b"]))] == pytest.approx(
+            float(row["approx_area_m2"]), rel=2e-3, abs=1.0)
+    assert (found.patches.severity == load_rules()[rule_id].severity).all()
+    assert set(found.patches.version_a) == {versions[found.patches.layer_a.iloc[0]]}
+    assert found.unknown == []
+
+
+def test_patch_areas_match_pyproj_geodesic_areas(plans):
+    frames, versions = plans
+    found = detect(load_rules()["control_zone"], frames, versions)
+    for patch in found.patches.itertuples():
+        karney = sum(abs(GEOD.polygon_area_perimeter(*p.exterior.xy)[0])
+                     - sum(abs(GEOD.polygon_area_perimeter(*r.xy)[0]) for r in p.interiors)
+                     for p in shapely.get_parts(patch.geometry))
+        assert patch.area_m2 == pytest.approx(karney, rel=1e-6)
+        assert patch.area_mu == pytest.approx(patch.area_m2 * 3 / 2000, rel=1e-12)
+
+
+def _frame(geoms, codes, zone=None, layer_keys="K"):
+    return gpd.GeoDataFrame({"feature_key": [f"{layer_keys}{i}" for i in range(len(geoms))],
+                             "ydyh_code": codes, "orig_code": codes, "zone_code": zone or [None] * len(geoms),
+                             "xzqdm": "469099"}, geometry=geoms, crs=4490)
+
+
+def test_overlapping_features_of_one_plan_are_not_counted_twice():
+    site = shapely.segmentize(shapely.box(110.30, 19.60, 110.31, 19.61), 0.0005)
+    farm1 = shapely.segmentize(shapely.box(110.305, 19.60, 110.32, 19.61), 0.0005)
+    farm2 = shapely.segmentize(shapely.box(110.307, 19.60, 110.32, 19.61), 0.0005)  # overlaps farm1
+    frames = {"overall": _frame([site], ["0701"]), "farmland": _frame([farm1, farm2], ["0101", "0101"], layer_keys="F")}
+    found = detect(load_rules()["farmland"], frames, {"overall": 1, "farmland": 1})
+    assert len(found.patches) == 2
+    half = ellipsoidal_area(np.array([shapely.intersection(site, farm1)]))[0]
+    assert found.area_m2 == pytest.approx(half, rel=1e-9)
+    assert found.patches.area_m2.sum() > found.area_m2
+
+
+def test_slivers_below_the_tolerance_are_suppressed_and_counted():
+    site = shapely.box(110.30, 19.60, 110.31, 19.61)
+    sliver_farm = shapely.box(110.3099999, 19.60, 110.32, 19.61)  # ~1 cm wide overlap, ~11 m²
+    frames = {"overall": _frame([site], ["0701"]), "farmland": _frame([sliver_farm], ["0101"])}
+    found = detect(load_rules()["farmland"], frames, {"overall": 1, "farmland": 1})
+    assert found.patches.empty and found.suppressed_count == 1
+    assert 0 < found.suppressed_area_m2 < 200
+
+
+def test_containment_reports_what_lies_outside_the_boundary():
+    boundary = shapely.box(110.30, 19.60, 110.31, 19.61)
+    inside = shapely.box(110.301, 19.601, 110.305, 19.605)
+    straddling = shapely.box(110.308, 19.601, 110.312, 19.605)  # half outside
+    frames = {"urban": _frame([inside, straddling], ["R", "M"]).assign(ydyh_code=["07", "1001"]),
+              "overall": _frame([boundary], ["0701"], zone=["041"])}
+    found = detect(load_rules()["urban_boundary"], frames, {"urban": 1, "overall": 1})
+    assert list(found.patches.feature_a) == ["K1"]
+    outside = ellipsoidal_area(np.array([shapely.box(110.31, 19.601, 110.312, 19.605)]))[0]
+    assert found.patches.area_m2.iloc[0] == pytest.approx(outside, rel=1e-6)
