@@ -67,16 +67,38 @@ class Run:
     note: str = ""
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc (MB)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total / 1024
+
+
 def run_child(name: str, argv: list[str], env: dict | None = None) -> Run:
-    """Run ``argv``, returning wall time and the child's peak resident memory."""
+    """Run ``argv``; return its wall time and the peak of the summed memory of its process tree.
+
+    The peak is sampled every 50 ms (ru_maxrss would not do: Linux carries it across exec from the
+    parent, and it ignores worker processes).
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_mb(proc.pid))
+        time.sleep(0.05)
     seconds = time.perf_counter() - start
     out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
-    ok = os.waitstatus_to_exitcode(status) == 0
-    note = "" if ok else (err.strip().splitlines() or ["failed"])[-1][:200]
-    return Run(name, seconds, usage.ru_maxrss / 1024, ok, note or out.strip().splitlines()[-1:][0] if out.strip() else note)
+    ok = proc.returncode == 0
+    lines = (out if ok else err).strip().splitlines()
+    return Run(name, seconds, peak, ok, lines[-1][:200] if lines else "")
 
 
 def land_use_cells(n: int, seed: int = 42, vertices: int = 20) -> gpd.GeoDataFrame:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import land_use_cells, postgis, run_child  # noqa: E402
+from _common import postgis, run_child  # noqa: E402
 
 MULTIPLAN = """
 import sys, uuid, psycopg
@@ -43,6 +44,23 @@ print(len(frame), "loaded")
 """
 
 
+GENERATE = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from _common import land_use_cells
+frame = land_use_cells(int(sys.argv[1]), seed=int(sys.argv[4]))
+frame.to_file(sys.argv[2], layer="land_use", engine="pyogrio")
+print(f"{len(frame):,} polygons, {frame.geometry.count_coordinates().mean():.1f} vertices each on average")
+"""
+
+
+def _generate(n: int, path: Path, seed: int) -> str:
+    """Make the data in a child process, so this one stays small while it starts the peers."""
+    done = subprocess.run([sys.executable, "-c", GENERATE, str(n), str(path), str(Path(__file__).parent), str(seed)],
+                          check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", type=int, default=200_000)
@@ -51,12 +69,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="multiplan-bench-"))
     try:
-        frame = land_use_cells(args.features)
         path = work / "land_use.gpkg"
-        frame.to_file(path, layer="land_use", engine="pyogrio")
-        vertices = frame.geometry.count_coordinates().mean()
-        print(f"{len(frame):,} polygons, {vertices:.1f} vertices each on average, file {path.stat().st_size / 1e6:.0f} MB")
-        del frame
+        print(_generate(args.features, path, 42) + f", file {path.stat().st_size / 1e6:.0f} MB")
         py = sys.executable
         with postgis(args.pg_url) as url:
             pg = url.replace("postgresql://", "").split("@")
@@ -71,13 +85,12 @@ def main() -> None:
                 run_child("geopandas.to_postgis", [py, "-c", TO_POSTGIS, url, str(path)]),
             ]
             if args.big:
-                big = land_use_cells(args.big, seed=7)
                 big_path = work / "big.gpkg"
-                big.to_file(big_path, layer="land_use", engine="pyogrio")
-                del big
+                print(_generate(args.big, big_path, 7))
                 runs.append(run_child(f"multiplan, {args.big:,} features", [py, "-c", MULTIPLAN, url, str(big_path)]))
         base = runs[0].seconds
         print(f"\n{'method':<34}{'seconds':>9}{'features/s':>13}{'peak MB':>10}{'vs multiplan':>14}  note")
+        # peak MB: the largest total resident memory of the peer's process tree (workers included)
         for r in runs:
             n = args.big if r.name.startswith("multiplan,") else args.features
             ratio = f"{r.seconds / base:.2f}x" if not r.name.startswith("multiplan,") else ""
