@@ -1,7 +1,8 @@
 """Conflict detection between plans, rule by rule: the patches (图斑) where plans contradict each other.
 
-This module holds the polygon kinds (overlap, containment). It takes plan features as frames and
-returns patches as a frame; storing runs and patches is the store's business.
+It takes plan features as frames (and rasters already read) and returns patches as a frame; storing
+runs and patches is the store's business. Kinds handled here: overlap, containment, corridor, raster.
+Coverage findings come from each load's quality check.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
+import rasterio.features
 import shapely
+import shapely.geometry
 
-from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area
+from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
+from multiplan.io import Raster
 from multiplan.rules import ClassFilter, RuleSpec
+from multiplan.rules.spec import RuleSide
 
 # Snap grid for a pair GEOS refuses at full precision (degrees, ~1 mm): the usual digitising tolerance.
 SNAP_GRID_DEG = 1e-8
@@ -95,10 +101,63 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[str, int]) -> Detection:
-    """Run an overlap or containment ``rule`` on plan versions given as frames (features as stored)."""
+def _metric_crs(geoms: np.ndarray) -> pyproj.CRS:
+    """The CGCS2000 3-degree Gauss-Kruger zone (no prefix) holding most of ``geoms``: metres for buffers."""
+    lon = np.nanmedian(shapely.get_x(shapely.centroid(geoms))) if len(geoms) else 111.0
+    return pyproj.CRS.from_epsg(4546 if lon >= 109.5 else 4545)
+
+
+def _project(geoms: np.ndarray, source: pyproj.CRS, target: pyproj.CRS) -> np.ndarray:
+    t = pyproj.Transformer.from_crs(source, target, always_xy=True)
+    return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+
+
+def corridors(lines: gpd.GeoDataFrame) -> np.ndarray:
+    """Each network line buffered by half its corridor width on each side (round ends, as GIS buffers do), in lon/lat."""
+    metric = _metric_crs(lines.geometry.values)
+    projected = _project(lines.geometry.values, STORAGE_CRS, metric)
+    buffered = shapely.buffer(projected, lines["corridor_m"].to_numpy(dtype=float) / 2)
+    return _project(buffered, metric, STORAGE_CRS)
+
+
+def _excepted(frame: gpd.GeoDataFrame, rule: RuleSpec) -> np.ndarray:
+    """Features carrying what one of the rule's exceptions asks for (e.g. an approval reference)."""
+    out = np.zeros(len(frame), dtype=bool)
+    for exc in rule.exceptions:
+        for i, attrs in enumerate(frame["source_attributes"]):
+            if any(str(attrs.get(f) or "").strip() for f in exc["field"]):
+                out[i] = True
+    return out
+
+
+def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
+    """Polygons (lon/lat) of the cells whose slope (central differences) exceeds ``above_deg``."""
+    values = raster.values
+    dx, dy = abs(raster.transform.a), abs(raster.transform.e)
+    if raster.crs.is_geographic:  # degrees to metres at each row's latitude
+        lat = raster.transform.f + raster.transform.e * (np.arange(values.shape[0]) + 0.5)
+        dy_m = dy * 110_574.0
+        dx_m = (dx * 111_320.0 * np.cos(np.radians(lat)))[:, None]
+        gy, gx = np.gradient(values, axis=0) / dy_m, np.gradient(values, axis=1) / dx_m
+    else:
+        gy, gx = np.gradient(values, dy, dx)
+    steep = np.degrees(np.arctan(np.hypot(gx, gy))) > above_deg
+    shapes = [shapely.geometry.shape(g) for g, v in
+              rasterio.features.shapes(steep.astype("uint8"), mask=steep, transform=raster.transform) if v == 1]
+    if not shapes:
+        return np.array([], dtype=object)
+    return _project(np.array(shapes, dtype=object), raster.crs, STORAGE_CRS)
+
+
+def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[str, int],
+           rasters: dict[str, Raster] | None = None) -> Detection:
+    """Run ``rule`` on plan versions given as frames (features as stored) and rasters already read."""
+    if rule.kind == "corridor":
+        return _detect_corridor(rule, frames, versions)
+    if rule.kind == "raster":
+        return _detect_raster(rule, frames, versions, rasters or {})
     if rule.kind not in ("overlap", "containment"):
-        raise ValueError(f"detect() handles overlap and containment rules; {rule.id} is a {rule.kind} rule")
+        raise ValueError(f"{rule.id} is a {rule.kind} rule: its findings come from the load's quality check")
     assert rule.b is not None
     a = _side(frames, rule.a.layers, rule.a.where)
     b = _side(frames, rule.b.layers, rule.b.where)
@@ -126,6 +185,55 @@ def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[s
                                   "layer_b": b["layer"].iloc[right[i]] if right[i] >= 0 else None,
                                   "feature_b": str(b["feature_key"].iloc[right[i]]) if right[i] >= 0 else None})
     return detection
+
+
+def _detect_corridor(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[str, int]) -> Detection:
+    """Corridors against polygons: patch area, plus the line's length inside and its crossings."""
+    assert rule.b is not None
+    lines = _side(frames, rule.a.layers, rule.a.where)
+    b = _side(frames, rule.b.layers, rule.b.where)
+    a = lines.copy()
+    a["geometry"] = corridors(lines) if len(lines) else []
+    left, right = shapely.STRtree(b.geometry.values).query(a.geometry.values, predicate="intersects")
+    pieces, failed = _robust(shapely.intersection, a.geometry.values[left], b.geometry.values[right])
+    pieces = _polygonal(pieces)
+    areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
+    keep = ~failed & (areas >= rule.tolerance.get("min_area_m2", 0.0)) & (areas > 0)
+    small = ~failed & ~keep & (areas > 0)
+    patches = _patches(rule, a, b, left, right, pieces, areas, keep, versions)
+    inside, _ = _robust(shapely.intersection, lines.geometry.values[left[keep]], b.geometry.values[right[keep]])
+    patches["length_inside_m"] = geodesic_length(inside) if len(inside) else []
+    patches["crossings"] = [len(shapely.get_parts(shapely.line_merge(g))) if g is not None and not g.is_empty else 0
+                            for g in inside]
+    excepted = _excepted(lines, rule)[left[keep]]
+    patches.loc[excepted, "status"] = "accepted_exception"
+    detection = Detection(rule, patches, int(small.sum()), float(areas[small].sum()))
+    detection.unknown = [{"status": "unknown_needs_review", "layer_a": lines["layer"].iloc[left[i]],
+                          "feature_a": str(lines["feature_key"].iloc[left[i]]), "layer_b": b["layer"].iloc[right[i]],
+                          "feature_b": str(b["feature_key"].iloc[right[i]])} for i in np.flatnonzero(failed)]
+    return detection
+
+
+def _detect_raster(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[str, int],
+                   rasters: dict[str, Raster]) -> Detection:
+    """A features on raster cells past the rule's threshold (slope above 25° for the DEM)."""
+    params = rule.params["raster"]
+    if params["source"] not in rasters:
+        a = _side(frames, rule.a.layers, rule.a.where)
+        return Detection(rule, _patches(rule, a, a.iloc[:0], np.zeros(0, int), np.zeros(0, int),
+                                        np.zeros(0, dtype=object), np.zeros(0), np.zeros(0, bool), versions),
+                         unknown=[{"status": "unknown_needs_review", "reason": f"no {params['source']} raster"}])
+    if params["measure"] != "slope_deg":
+        raise ValueError(f"{rule.id}: measure {params['measure']} is not computed yet")
+    steep = slope_areas(rasters[params["source"]], float(params["above"]))
+    label = {"slope_deg": "slope>{:g}°", "elevation_m": "elevation>{:g}m"}[params["measure"]].format(params["above"])
+    b = gpd.GeoDataFrame({"layer": params["source"], "feature_key": label,
+                          "ydyh_code": None, "orig_code": None, "zone_code": None, "xzqdm": None},
+                         index=range(1), geometry=[shapely.union_all(steep) if len(steep) else shapely.Polygon()],
+                         crs=STORAGE_CRS)
+    return detect(RuleSpec(**{**rule.__dict__, "kind": "overlap",
+                              "b": RuleSide((params["source"],), ClassFilter())}),
+                  {**frames, params["source"]: b}, versions)
 
 
 def _patches(rule: RuleSpec, a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, left: np.ndarray, right: np.ndarray,

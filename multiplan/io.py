@@ -406,3 +406,44 @@ def read_again(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -> RawC
         raise InputError("read_failed", file=src.name, detail="features changed while being read")
     numbers = _feature_numbers(src, got, positions[order])
     return _chunk(src, -1, meta, got, wkb, values, numbers)
+
+
+@dataclass
+class Raster:
+    """One band of a raster file with its grid."""
+
+    values: np.ndarray   # float64, NaN where there is no data
+    transform: Any       # affine.Affine
+    crs: pyproj.CRS
+
+
+def read_raster(path: str | Path) -> Raster:
+    """The first band of a GeoTIFF (or any GDAL raster) as floats, no-data as NaN."""
+    import rasterio
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file_not_found", file=str(path))
+    try:
+        with rasterio.open(path) as src:
+            band = src.read(1, masked=True).astype("float64")
+            return Raster(band.filled(np.nan), src.transform, pyproj.CRS.from_user_input(src.crs.to_wkt()))
+    except rasterio.errors.RasterioError as exc:
+        raise InputError("read_failed", file=path.name, detail=str(exc)) from exc
+
+
+def write_patches(patches: Any, path: str | Path) -> Path:
+    """Write conflict patches to GeoPackage, GeoJSON or CSV (geometry as WKT), chosen by the suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = pd.DataFrame(patches.drop(columns=patches.geometry.name))
+        table["wkt"] = shapely.to_wkt(patches.geometry.values, rounding_precision=9)
+        table.to_csv(path, index=False, encoding="utf-8-sig")
+    elif suffix in (".gpkg", ".geojson", ".json"):
+        driver = "GPKG" if suffix == ".gpkg" else "GeoJSON"
+        path.unlink(missing_ok=True)
+        pyogrio.write_dataframe(patches, path, layer="conflicts" if driver == "GPKG" else None, driver=driver)
+    else:
+        raise InputError("unsupported_format", file=path.name)
+    return path

@@ -13,6 +13,7 @@ import shapely
 from multiplan.cli.demo import SAMPLE_DIR
 from multiplan.conflicts import detect
 from multiplan.crs import ellipsoidal_area
+from multiplan.io import read_raster
 from multiplan.rules import load_rules
 
 GEOD = pyproj.CRS.from_epsg(4490).get_geod()
@@ -30,20 +31,22 @@ def _planted(rule_id):
         return [row for row in csv.DictReader(fh) if row["conflict_type"] == rule_id]
 
 
-POLYGON_RULES = ["two_plan_1", "two_plan_2", "farmland", "farmland_use", "red_line_1", "red_line_2",
+ALL_RULES = ["two_plan_1", "two_plan_2", "farmland", "farmland_use", "red_line_1", "red_line_2",
                  "boundary_red_line", "boundary_farmland", "forest_1", "forest_2", "forest_3_4",
-                 "forest_farmland", "control_zone", "conditional", "land_sea"]
+                 "forest_farmland", "control_zone", "conditional", "land_sea", "network_red_line",
+                 "network_farmland", "slope"]
 
 
-@pytest.mark.parametrize("rule_id", POLYGON_RULES)
+@pytest.mark.parametrize("rule_id", ALL_RULES)
 def test_every_planted_conflict_is_found_and_nothing_else(plans, rule_id):
     frames, versions = plans
-    found = detect(load_rules()[rule_id], frames, versions)
+    found = detect(load_rules()[rule_id], frames, versions, {"dem": read_raster(SAMPLE_DIR / "dem.tif")})
     pairs = {frozenset((p.feature_a, p.feature_b)) for p in found.patches.itertuples()}
     planted = _planted(rule_id)
     assert pairs == {frozenset((row["feature_a"], row["feature_b"])) for row in planted}
     by_pair = {frozenset((p.feature_a, p.feature_b)): p.area_m2 for p in found.patches.itertuples()}
     for row in planted:  # the generator measured planar areas in EPSG:4546, within 0.01 %
+        # the DEM's steep cells are polygonised as the generator did, so slope areas agree as well
         assert by_pair[frozenset((row["feature_a"], row["feature_b"]))] == pytest.approx(
             float(row["approx_area_m2"]), rel=2e-3, abs=1.0)
     assert (found.patches.severity == load_rules()[rule_id].severity).all()
@@ -99,3 +102,60 @@ def test_containment_reports_what_lies_outside_the_boundary():
     assert list(found.patches.feature_a) == ["K1"]
     outside = ellipsoidal_area(np.array([shapely.box(110.31, 19.601, 110.312, 19.605)]))[0]
     assert found.patches.area_m2.iloc[0] == pytest.approx(outside, rel=1e-6)
+
+
+def test_corridor_length_inside_and_crossings_match_an_independent_computation(plans):
+    frames, versions = plans
+    found = detect(load_rules()["network_red_line"], frames, versions)
+    lines = {k: g for k, g in zip(frames["road"].feature_key, frames["road"].geometry, strict=True)}
+    lines.update(zip(frames["power"].feature_key, frames["power"].geometry, strict=True))
+    red = dict(zip(frames["eco_redline"].feature_key, frames["eco_redline"].geometry, strict=True))
+    for patch in found.patches.itertuples():
+        inside = lines[patch.feature_a].intersection(red[patch.feature_b])
+        assert patch.length_inside_m == pytest.approx(GEOD.geometry_length(inside), rel=1e-9)
+        assert patch.crossings == len(shapely.get_parts(shapely.line_merge(inside)))
+        assert patch.length_inside_m > 0 and patch.crossings >= 1
+
+
+def test_a_corridor_with_an_approval_reference_is_an_accepted_exception():
+    line = shapely.LineString([(110.30, 19.605), (110.32, 19.605)])
+    red = shapely.box(110.305, 19.60, 110.31, 19.61)
+    roads = gpd.GeoDataFrame({"feature_key": ["R1", "R2"], "ydyh_code": "1202", "orig_code": "高速公路",
+                              "zone_code": None, "xzqdm": "469099", "corridor_m": 60.0,
+                              "source_attributes": [{"PZWH": "琼发改〔2024〕12号"}, {"PZWH": ""}]},
+                             geometry=[line, shapely.affinity.translate(line, yoff=0.002)], crs=4490)
+    frames = {"road": roads, "eco_redline": _frame([red], ["0301"], zone=["1"])}
+    found = detect(load_rules()["network_red_line"], frames, {"road": 1, "eco_redline": 1})
+    assert dict(zip(found.patches.feature_a, found.patches.status, strict=True)) == {
+        "R1": "accepted_exception", "R2": "open"}
+    # a 60 m corridor across a 0.005° (~524 m) wide red line
+    width = GEOD.line_length([110.305, 110.31], [19.605, 19.605])
+    assert found.patches.area_m2.iloc[0] == pytest.approx(60 * width, rel=5e-3)
+    assert found.patches.length_inside_m.iloc[0] == pytest.approx(width, rel=1e-9)
+
+
+def test_detect_command_runs_every_rule_and_writes_the_patches(demo_store, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from multiplan.cli import cli, detect  # noqa: F401  (importing registers the command)
+
+    out = tmp_path / "conflicts.gpkg"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--store", demo_store.url, "detect", "--dem", str(SAMPLE_DIR / "dem.tif"),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "farmland" in result.output and "禁止" in result.output
+    written = gpd.read_file(out, engine="pyogrio")
+    assert {"rule", "severity", "feature_a", "feature_b", "area_m2", "area_mu", "xzqdm"} <= set(written.columns)
+    assert set(written.rule) >= {"farmland", "network_farmland", "slope", "urban_boundary"}
+    summary = json.loads(runner.invoke(cli, ["--store", demo_store.url, "--lang", "en", "detect", "--json",
+                                             "--rule", "farmland", "--rule", "in_plan"]).output)
+    assert [r["rule"] for r in summary["rules"]] == ["farmland", "in_plan"]
+    assert summary["rules"][1]["overlaps"] == 2 and summary["rules"][1]["gaps"] == 2
+    assert len(summary["rule_set_sha256"]) == 64 and summary["versions"]["farmland"] == 1
+    csv_out = tmp_path / "c.csv"
+    assert runner.invoke(cli, ["--store", demo_store.url, "detect", "--rule", "farmland", "--out", str(csv_out)]
+                         ).exit_code == 0
+    assert csv_out.read_text("utf-8-sig").splitlines()[0].startswith("rule,")
