@@ -21,14 +21,16 @@ import shapely.geometry
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.io import Raster
 from multiplan.rules import ClassFilter, RuleSpec
+from multiplan.rules.priority import Priority
 from multiplan.rules.spec import RuleSide
+from multiplan.specs import LAYER_IDS
 
 # Snap grid for a pair GEOS refuses at full precision (degrees, ~1 mm): the usual digitising tolerance.
 SNAP_GRID_DEG = 1e-8
 
 PATCH_COLUMNS = ("rule", "rule_version", "severity", "layer_a", "version_a", "feature_a", "class_a",
-                 "orig_a", "layer_b", "version_b", "feature_b", "class_b", "orig_b", "xzqdm", "status",
-                 "area_m2", "area_ha", "area_mu")
+                 "orig_a", "zone_a", "layer_b", "version_b", "feature_b", "class_b", "orig_b", "zone_b", "xzqdm",
+                 "status", "area_m2", "area_ha", "area_mu")
 
 
 @dataclass
@@ -149,6 +151,17 @@ def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
     return _project(np.array(shapes, dtype=object), raster.crs, STORAGE_CRS)
 
 
+def suggest_resolutions(patches: gpd.GeoDataFrame, priority: Priority) -> gpd.GeoDataFrame:
+    """Add to each patch which plan should give way (a, b or review) and why, in both languages."""
+    out = patches.copy()
+    suggestions = [priority.suggest(la, za, lb if lb in LAYER_IDS else None, zb)
+                   for la, za, lb, zb in zip(out["layer_a"], out["zone_a"], out["layer_b"], out["zone_b"], strict=True)]
+    out["give_way"] = [s["give_way"] for s in suggestions]
+    out["suggestion_zh"] = [s["zh"] for s in suggestions]
+    out["suggestion_en"] = [s["en"] for s in suggestions]
+    return out
+
+
 def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[str, int],
            rasters: dict[str, Raster] | None = None) -> Detection:
     """Run ``rule`` on plan versions given as frames (features as stored) and rasters already read."""
@@ -245,7 +258,7 @@ def _patches(rule: RuleSpec, a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, left: np.
         "layer_a": a["layer"].to_numpy()[li],
         "version_a": [versions.get(x) for x in a["layer"].to_numpy()[li]],
         "feature_a": a["feature_key"].to_numpy()[li], "class_a": a["ydyh_code"].to_numpy()[li],
-        "orig_a": a["orig_code"].to_numpy()[li],
+        "orig_a": a["orig_code"].to_numpy()[li], "zone_a": a["zone_code"].to_numpy()[li],
         "layer_b": np.where(has_b, b["layer"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
         "version_b": [versions.get(x) if h else None for x, h in
                       zip(b["layer"].to_numpy()[np.maximum(ri, 0)] if len(b) else [None] * len(ri), has_b,
@@ -253,6 +266,7 @@ def _patches(rule: RuleSpec, a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, left: np.
         "feature_b": np.where(has_b, b["feature_key"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
         "class_b": np.where(has_b, b["ydyh_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
         "orig_b": np.where(has_b, b["orig_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
+        "zone_b": np.where(has_b, b["zone_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
         "xzqdm": a["xzqdm"].to_numpy()[li], "status": "open",
         "area_m2": areas[keep], "area_ha": areas[keep] / SQM_PER_HA, "area_mu": areas[keep] / SQM_PER_MU,
     }

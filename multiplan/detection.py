@@ -12,10 +12,11 @@ import geopandas as gpd
 import pandas as pd
 
 from multiplan import config
-from multiplan.conflicts import Detection, detect
+from multiplan.conflicts import Detection, detect, suggest_resolutions
 from multiplan.crs import STORAGE_CRS
 from multiplan.io import read_raster
 from multiplan.rules import RuleSpec, load_rules
+from multiplan.rules.priority import load_priority
 from multiplan.store.base import PlanStore
 
 
@@ -52,6 +53,8 @@ def run_detection(store: PlanStore, versions: dict[str, int] | None = None, rule
             progress("rules", i + 1, len(chosen))
     frame = (gpd.GeoDataFrame(pd.concat([p for p in patches if not p.empty], ignore_index=True), crs=STORAGE_CRS)
              if any(not p.empty for p in patches) else gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS)))
+    if not frame.empty:
+        frame = suggest_resolutions(frame, load_priority())
     return {"versions": {k: versions[k] for k in sorted(frames)}, "rule_set_sha256": rule_set_hash(chosen),
             "rules_dir": config.setting("rules_dir"), "rules": summaries, "patches": frame}
 

@@ -21,4 +21,8 @@ def validate_all(layers_dir: str | Path | None = None, rules_dir: str | Path | N
 
     for rule in load_rules(rules_dir, folder).values():
         checked.append(f"rule {Path(rule.source).name} ({rule.kind}, {rule.severity})")
+    from multiplan.rules.priority import load_priority
+
+    load_priority(rules_dir)
+    checked.append("priority _priority.yaml")
     return checked

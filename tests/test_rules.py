@@ -67,3 +67,25 @@ def test_custom_kinds_register_like_built_in_ones(rules_copy, monkeypatch):
         .replace("kind: overlap", "kind: buffer_distance\ndistance_m: 100"), "utf-8")
     rule = load_rules(rules_copy)["near_red_line"]
     assert rule.kind == "buffer_distance" and rule.params == {"distance_m": 100}
+
+
+def test_suggested_resolution_follows_the_national_priority_then_the_plan_order():
+    from multiplan.rules.priority import load_priority
+
+    priority = load_priority()
+    assert priority.suggest("overall", "041", "eco_redline", "1")["give_way"] == "a"  # 红线 > 开发边界
+    assert priority.suggest("farmland", None, "overall", "041")["give_way"] == "b"    # 基本农田 > 开发边界
+    redline_vs_farm = priority.suggest("eco_redline", "2", "farmland", None)
+    assert redline_vs_farm["give_way"] == "b" and "生态保护红线优先于永久基本农田" in redline_vs_farm["zh"]
+    assert priority.suggest("urban", None, "land_use", None)["give_way"] == "a"      # by the local plan order
+    assert priority.suggest("urban", None, "urban", None)["give_way"] == "review"
+    assert priority.suggest("overall", "05", None, None)["give_way"] == "a"
+
+
+def test_a_bad_priority_file_is_refused(rules_copy):
+    from multiplan.rules.priority import load_priority
+
+    path = rules_copy / "_priority.yaml"
+    path.write_text(path.read_text("utf-8").replace("layer: farmland", "layer: farmlands"), "utf-8")
+    with pytest.raises(SpecError, match="_priority.yaml"):
+        load_priority(rules_copy)

@@ -191,4 +191,4 @@ def load_rules(rules_dir: str | Path | None = None, layers_dir: str | Path | Non
     """Every rule in ``rules_dir``, keyed by id."""
     folder = Path(rules_dir or config.setting("rules_dir"))
     specs = load_layer_specs(layers_dir)
-    return {p.stem: load_rule(p, specs) for p in sorted(folder.glob("*.yaml"))}
+    return {p.stem: load_rule(p, specs) for p in sorted(folder.glob("*.yaml")) if not p.name.startswith("_")}
