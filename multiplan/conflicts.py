@@ -67,8 +67,11 @@ def _side(frames: dict[str, gpd.GeoDataFrame], layers: tuple[str, ...], where: C
         if layer in frames:
             chosen = select(frames[layer], where)
             parts.append(chosen.assign(layer=layer))
-    if not parts:
-        return gpd.GeoDataFrame({"layer": []}, geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
+    if not parts:  # the layer has no version yet: nothing to compare (the run reports it missing)
+        columns = ["layer", "feature_key", "ydyh_code", "orig_code", "zone_code", "xzqdm", "corridor_m",
+                   "source_attributes"]
+        return gpd.GeoDataFrame({c: pd.Series([], dtype=object) for c in columns},
+                                geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=STORAGE_CRS)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from multiplan import config
 from multiplan.conflicts import Detection, detect, suggest_resolutions
 from multiplan.crs import STORAGE_CRS
+from multiplan.indicators import evaluate, load_indicators
 from multiplan.io import read_raster
 from multiplan.rules import RuleSpec, load_rules
 from multiplan.rules.priority import load_priority
@@ -55,7 +56,14 @@ def run_detection(store: PlanStore, versions: dict[str, int] | None = None, rule
              if any(not p.empty for p in patches) else gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS)))
     if not frame.empty:
         frame = suggest_resolutions(frame, load_priority())
+    warnings = []
+    indicators = load_indicators()
+    for layer, number in sorted(versions.items()):
+        older = [v for v in store.versions(layer) if v.version < number]
+        warnings += [{**w, "layer": layer, "version": number} for w in evaluate(
+            layer, store.version(layer, number).report, older[-1].report if older else None, indicators)]
     return {"versions": {k: versions[k] for k in sorted(frames)}, "rule_set_sha256": rule_set_hash(chosen),
+            "warnings": warnings,
             "rules_dir": config.setting("rules_dir"), "rules": summaries, "patches": frame}
 
 

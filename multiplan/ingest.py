@@ -33,6 +33,7 @@ from multiplan.crs import (
     ring_table,
 )
 from multiplan.errors import InputError
+from multiplan.indicators import evaluate, load_indicators
 from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunk, sha256_of
 from multiplan.specs import LayerSpec, layer_spec
 from multiplan.store.base import LoadMeta, PlanStore
@@ -84,6 +85,7 @@ class _ChunkResult:
     unknown_codes: Counter = field(default_factory=Counter)
     unknown_zones: Counter = field(default_factory=Counter)
     area: dict[str, list[float]] = field(default_factory=dict)  # code -> [area, length, count]
+    county: dict[tuple, list[float]] = field(default_factory=dict)  # (xzqdm, code, orig, zone) -> [area, length]
     start: int = 0
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     fids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -107,6 +109,7 @@ class _Tally:
     unknown_codes: Counter = field(default_factory=Counter)
     unknown_zones: Counter = field(default_factory=Counter)
     area: dict[str, list[float]] = field(default_factory=dict)
+    county: dict[tuple, list[float]] = field(default_factory=dict)
     positions: list[np.ndarray] = field(default_factory=list)
     fids: list[np.ndarray] = field(default_factory=list)
     bounds: list[np.ndarray] = field(default_factory=list)
@@ -136,6 +139,10 @@ class _Tally:
             slot[0] += area
             slot[1] += length
             slot[2] += count
+        for key, (area, length) in part.county.items():
+            slot = self.county.setdefault(key, [0.0, 0.0])
+            slot[0] += area
+            slot[1] += length
         self.positions.append(part.positions)
         self.fids.append(part.fids)
         self.bounds.append(part.bounds)
@@ -388,6 +395,11 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     for code, row in measures.groupby("code").agg(area=("area", "sum"), length=("length", "sum"),
                                                   count=("area", "size")).iterrows():
         result.area[str(code)] = [float(row["area"]), float(row["length"]), int(row["count"])]
+    by_county = pd.DataFrame({k: frame[k].astype(object).where(frame[k].notna(), "") for k in
+                              ("xzqdm", "ydyh_code", "orig_code", "zone_code")}).assign(
+        area=measures["area"], length=measures["length"])
+    for key, row in by_county.groupby(["xzqdm", "ydyh_code", "orig_code", "zone_code"])[["area", "length"]].sum().iterrows():
+        result.county[tuple(str(k) for k in key)] = [float(row["area"]), float(row["length"])]
     result.frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(f.geoms, crs=STORAGE_CRS))
     result.loaded = len(frame)
     return result
@@ -446,6 +458,9 @@ def _summary(src: PlanSource, spec: LayerSpec, meta: LoadMeta, code_field: str, 
         "unknown_zone_codes": dict(sorted(tally.unknown_zones.items())),
         "quality": quality,
         "area_by_class": rows,
+        "area_by_county": [{"xzqdm": k[0] or None, "code": k[1] or None, "orig": k[2] or None, "zone": k[3] or None,
+                            "area_m2": round(v[0], 3), "length_m": round(v[1], 3)}
+                           for k, v in sorted(tally.county.items())],
     }
 
 
@@ -525,6 +540,9 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             if progress:
                 progress("quality", 1, 1)
             summary = _summary(src, spec, meta, code_field, tally, quality)
+            earlier = store.versions(layer_id)
+            summary["warnings"] = evaluate(layer_id, summary, earlier[-1].report if earlier else None,
+                                           load_indicators())
         version = session.commit(summary)
     except BaseException as exc:
         session.abort(f"{type(exc).__name__}: {exc}")

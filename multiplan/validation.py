@@ -25,4 +25,7 @@ def validate_all(layers_dir: str | Path | None = None, rules_dir: str | Path | N
 
     load_priority(rules_dir)
     checked.append("priority _priority.yaml")
+    from multiplan.indicators import load_indicators
+
+    checked += [f"indicator {i.id}" for i in load_indicators(rules_dir)]
     return checked

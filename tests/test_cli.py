@@ -61,7 +61,7 @@ def test_layers_and_validate():
     assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 12
     assert "Ecological protection red line" in result.output
     result = runner.invoke(cli, ["validate"])
-    assert result.exit_code == 0 and "全部配置有效 (34)" in result.output
+    assert result.exit_code == 0 and "全部配置有效 (37)" in result.output
 
 
 def test_init_reports_migrations_once(tmp_path):

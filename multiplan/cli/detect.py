@@ -58,5 +58,10 @@ def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[s
         click.echo(f"  {r['rule']:<18} {_SEVERITY[r['severity']][0 if zh else 1]:<11} {r['patches']:>5} "
                    f"{r['area_m2'] / 1e4:>11.2f} {r['tolerance'].get('min_area_m2', 0):>8g} "
                    f"{r['suppressed']['count']:>6} / {r['suppressed']['area_m2']:,.1f}{flag}{missing}")
+    for w in result["warnings"]:
+        click.echo(_t(f"⚠ 指标预警 {w['title']['zh']}:{w['layer']} 版本 {w['version']}({w['scope']})"
+                      f" {w['value_m2'] / 1e4:,.2f} 公顷,目标 {w['target_m2'] / 1e4:,.2f} 公顷",
+                      f"! indicator warning {w['title']['en']}: {w['layer']} version {w['version']} ({w['scope']})"
+                      f" {w['value_m2'] / 1e4:,.2f} ha, target {w['target_m2'] / 1e4:,.2f} ha"))
     if out:
         click.echo(_t(f"图斑已写入 {out}", f"patches written to {out}"))

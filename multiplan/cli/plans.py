@@ -82,6 +82,9 @@ def print_load_report(report: dict[str, Any]) -> None:
     if q.get("checked"):
         click.echo(_t(f"  图层内重叠 {len(q['overlaps'])} 处,缝隙 {len(q['gaps'])} 处",
                       f"  overlaps inside the plan: {len(q['overlaps'])}, gaps: {len(q['gaps'])}"))
+    for w in report.get("warnings", []):
+        click.echo(_t(f"  ⚠ 预警 {w['title']['zh']}({w['scope']}):{w['value_m2'] / 1e4:,.2f} 公顷,目标 {w['target_m2'] / 1e4:,.2f} 公顷",
+                      f"  ! warning {w['title']['en']} ({w['scope']}): {w['value_m2'] / 1e4:,.2f} ha, target {w['target_m2'] / 1e4:,.2f} ha"))
     for row in report["area_by_class"]:
         name = row["name_zh"] if _zh() else row["name_en"]
         measure = (f"{row['area_ha']:.2f} ha / {row['area_mu']:.1f} 亩" if row["area_m2"]
