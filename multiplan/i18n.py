@@ -52,6 +52,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "store_newer": ("存储 {store} 的结构版本 {found} 比本程序支持的 {supported} 更新。请升级 multiplan。", "Store {store} has schema version {found}, newer than the {supported} this program knows. Upgrade multiplan."),
     "version_not_found": ("图层 {layer} 没有版本 {version}。", "Layer {layer} has no version {version}."),
     "no_versions": ("图层 {layer} 还没有任何版本。", "Layer {layer} has no version yet."),
+    "conflict_bad_status": ("未知的冲突状态 {status}。可用状态:{statuses}。", "Unknown conflict status {status}. Statuses: {statuses}."),
+    "conflict_bad_transition": ("冲突状态不能从 {current} 改为 {target}。可改为:{allowed}。", "A conflict cannot go from {current} to {target}. Allowed: {allowed}."),
+    "conflict_not_found": ("没有冲突 {conflict}。", "There is no conflict {conflict}."),
     "store_write_failed": ("写入存储 {store} 失败,已回滚,存储未改变:{detail}", "Writing to store {store} failed and was rolled back; the store is unchanged: {detail}"),
 }
 

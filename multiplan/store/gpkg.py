@@ -179,6 +179,42 @@ def _audit(con: sqlite3.Connection, action: str, layer: str | None, version: int
                  json.dumps(detail, ensure_ascii=False, sort_keys=True)))
 
 
+def _publish(con: sqlite3.Connection, table: str, columns: list[str], constants: dict[str, Any]) -> None:
+    """Copy the staged rows (attached as ``staging``) into feature table ``table``, in the open transaction.
+
+    The rtree trigger GDAL installs calls GDAL's own SQL functions; the index is filled from the staged
+    bounds instead, and the trigger put back.
+    """
+    base = con.execute(f'SELECT COALESCE(MAX(fid), 0) FROM "{table}"').fetchone()[0]
+    seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
+    base = max(base, seq[0] if seq else 0)
+    trigger_name = f"rtree_{table}_geom_insert"
+    trigger_sql = con.execute("SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?",
+                              (trigger_name,)).fetchone()[0]
+    con.execute(f'DROP TRIGGER "{trigger_name}"')
+    names = ", ".join(f'"{c}"' for c in [*constants, *columns])
+    values = ", ".join(["?"] * len(constants) + [f'"{c}"' for c in columns])
+    con.execute(f'INSERT INTO "{table}" (fid, geom, {names}) SELECT fid + ?, geom, {values} '
+                f"FROM staging.{_STAGE} ORDER BY fid", (base, *constants.values()))
+    con.execute(f'INSERT INTO "rtree_{table}_geom" SELECT fid + ?, {", ".join(_BBOX)} FROM staging.{_STAGE}', (base,))
+    con.execute(trigger_sql)
+    con.execute(
+        "UPDATE gpkg_contents SET last_change=strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+        f'min_x=(SELECT MIN(minx) FROM "rtree_{table}_geom"), max_x=(SELECT MAX(maxx) FROM "rtree_{table}_geom"), '
+        f'min_y=(SELECT MIN(miny) FROM "rtree_{table}_geom"), max_y=(SELECT MAX(maxy) FROM "rtree_{table}_geom") '
+        "WHERE table_name=?", (table,))
+
+
+def _stage(frame: gpd.GeoDataFrame, path: Path, geometry_type: str, append: bool) -> None:
+    """Write rows to a private staging GeoPackage, with their bounds for the rtree."""
+    bounds = shapely.bounds(frame.geometry.values)
+    staged = frame.copy()
+    for i, col in enumerate(_BBOX):
+        staged[col] = bounds[:, (0, 2, 1, 3)[i]]
+    pyogrio.write_dataframe(staged, path, layer=_STAGE, driver="GPKG", geometry_type=geometry_type, append=append,
+                            layer_options={"SPATIAL_INDEX": "NO"})
+
+
 def _migrations() -> list[tuple[int, str, list[str]]]:
     """Ordered schema migrations; each runs once, inside the init transaction."""
     first = []
@@ -203,13 +239,7 @@ class _GpkgLoad(LoadSession):
     def write(self, frame: gpd.GeoDataFrame) -> None:
         if frame.empty:
             return
-        bounds = shapely.bounds(frame.geometry.values)
-        staged = frame.copy()
-        for i, col in enumerate(_BBOX):
-            staged[col] = bounds[:, (0, 2, 1, 3)[i]]
-        pyogrio.write_dataframe(staged, self.stage_path, layer=_STAGE, driver="GPKG",
-                                geometry_type=self.geometry_type, append=self.rows > 0,
-                                layer_options={"SPATIAL_INDEX": "NO"})
+        _stage(frame, self.stage_path, self.geometry_type, append=self.rows > 0)
         self.rows += len(frame)
 
     def commit(self, summary: dict[str, Any]) -> PlanVersion:
@@ -222,26 +252,7 @@ class _GpkgLoad(LoadSession):
             version = con.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM mp_plan_versions WHERE layer=?",
                                   (self.meta.layer,)).fetchone()[0]
             if self.rows:
-                base = con.execute(f'SELECT COALESCE(MAX(fid), 0) FROM "{table}"').fetchone()[0]
-                seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
-                base = max(base, seq[0] if seq else 0)
-                trigger_name = f"rtree_{table}_geom_insert"
-                trigger_sql = con.execute("SELECT sql FROM sqlite_master WHERE type='trigger' AND name=?",
-                                          (trigger_name,)).fetchone()[0]
-                # The rtree trigger calls GDAL's SQL functions; fill the index from staged bounds instead.
-                con.execute(f'DROP TRIGGER "{trigger_name}"')
-                col_sql = ", ".join(f'"{c}"' for c in cols)
-                con.execute(f'INSERT INTO "{table}" (fid, geom, version, {col_sql}) '
-                            f'SELECT fid + ?, geom, ?, {col_sql} FROM staging.{_STAGE} ORDER BY fid',
-                            (base, version))
-                con.execute(f'INSERT INTO "rtree_{table}_geom" SELECT fid + ?, {", ".join(_BBOX)} '
-                            f"FROM staging.{_STAGE}", (base,))
-                con.execute(trigger_sql)
-                con.execute(
-                    "UPDATE gpkg_contents SET last_change=strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
-                    f'min_x=(SELECT MIN(minx) FROM "rtree_{table}_geom"), max_x=(SELECT MAX(maxx) FROM "rtree_{table}_geom"), '
-                    f'min_y=(SELECT MIN(miny) FROM "rtree_{table}_geom"), max_y=(SELECT MAX(maxy) FROM "rtree_{table}_geom") '
-                    "WHERE table_name=?", (table,))
+                _publish(con, table, [c for c in cols], {"version": version})
             record = version_record(self.meta, version, summary)
             con.execute(f"INSERT INTO mp_plan_versions ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
                         tuple(record.values()))
