@@ -49,6 +49,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # store
     "store_not_initialised": ("存储 {store} 尚未初始化。请先运行 multiplan init。", "Store {store} is not initialised. Run multiplan init first."),
     "store_unreachable": ("无法连接存储 {store}:{detail}", "Cannot reach store {store}: {detail}"),
+    "store_outdated": ("存储 {store} 的结构版本 {found} 低于本程序需要的 {supported}。请运行 multiplan init 升级(已有数据保留)。", "Store {store} has schema version {found}, older than the {supported} this program needs. Run multiplan init to migrate it (data is kept)."),
     "store_newer": ("存储 {store} 的结构版本 {found} 比本程序支持的 {supported} 更新。请升级 multiplan。", "Store {store} has schema version {found}, newer than the {supported} this program knows. Upgrade multiplan."),
     "version_not_found": ("图层 {layer} 没有版本 {version}。", "Layer {layer} has no version {version}."),
     "no_versions": ("图层 {layer} 还没有任何版本。", "Layer {layer} has no version yet."),

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from multiplan.cli import cli, demo, plans, specs  # noqa: F401  (importing registers the commands)
+from multiplan.cli import cli, demo, detect, plans, specs  # noqa: F401  (importing registers the commands)
 from tests.builders import land_use_frame, write_shapefile
 
 
@@ -77,3 +77,28 @@ def test_unknown_store_is_refused_clearly(tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["--store", "postgresql://nobody@127.0.0.1:1/none", "plans"])
     assert result.exit_code == 1 and "无法连接存储" in result.output and "Traceback" not in result.output
+
+
+def test_conflict_ledger_commands(tmp_path, demo_store):
+    import shutil
+
+    store = tmp_path / "ledger.gpkg"
+    shutil.copy(demo_store.url, store)
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(cli, ["--store", str(store), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+    assert "新增 5" in run("detect", "--rule", "farmland")
+    assert "仍存在 5" in run("detect", "--rule", "farmland")
+    cases = json.loads(run("conflicts", "list", "--json"))
+    cid = cases[0]["conflict_id"]
+    assert run("conflicts", "transition", cid, "under_coordination", "--reason", "协调中", "--by", "张") .strip().endswith(
+        "under_coordination")
+    run("conflicts", "opinion", cid, "--author", "区政府", "--text", "同意调整")
+    shown = run("conflicts", "show", cid)
+    assert "detected" in shown and "opinion" in shown and "区政府" in shown
+    bad = runner.invoke(cli, ["--store", str(store), "conflicts", "transition", cid, "flying", "--reason", "x"])
+    assert bad.exit_code == 1 and "flying" in bad.output and "Traceback" not in bad.output
+    assert len(json.loads(run("conflicts", "list", "--json", "--status", "open"))) == 4

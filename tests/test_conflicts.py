@@ -144,18 +144,18 @@ def test_detect_command_runs_every_rule_and_writes_the_patches(demo_store, tmp_p
     out = tmp_path / "conflicts.gpkg"
     runner = CliRunner()
     result = runner.invoke(cli, ["--store", demo_store.url, "detect", "--dem", str(SAMPLE_DIR / "dem.tif"),
-                                 "--out", str(out)])
+                                 "--out", str(out), "--no-save"])
     assert result.exit_code == 0, result.output
     assert "farmland" in result.output and "禁止" in result.output
     written = gpd.read_file(out, engine="pyogrio")
     assert {"rule", "severity", "feature_a", "feature_b", "area_m2", "area_mu", "xzqdm"} <= set(written.columns)
     assert set(written.rule) >= {"farmland", "network_farmland", "slope", "urban_boundary"}
     summary = json.loads(runner.invoke(cli, ["--store", demo_store.url, "--lang", "en", "detect", "--json",
-                                             "--rule", "farmland", "--rule", "in_plan"]).output)
+                                             "--rule", "farmland", "--rule", "in_plan", "--no-save"]).output)
     assert [r["rule"] for r in summary["rules"]] == ["farmland", "in_plan"]
     assert summary["rules"][1]["overlaps"] == 2 and summary["rules"][1]["gaps"] == 2
     assert len(summary["rule_set_sha256"]) == 64 and summary["versions"]["farmland"] == 1
     csv_out = tmp_path / "c.csv"
-    assert runner.invoke(cli, ["--store", demo_store.url, "detect", "--rule", "farmland", "--out", str(csv_out)]
-                         ).exit_code == 0
+    assert runner.invoke(cli, ["--store", demo_store.url, "detect", "--rule", "farmland", "--out", str(csv_out),
+                               "--no-save"]).exit_code == 0
     assert csv_out.read_text("utf-8-sig").splitlines()[0].startswith("rule,")

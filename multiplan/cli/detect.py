@@ -24,9 +24,10 @@ _SEVERITY = {"forbidden": ("禁止", "forbidden"), "major": ("重大", "major"),
 @click.option("--dem", type=click.Path(exists=True, dir_okay=False), help="DEM GeoTIFF for the slope rule.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the patches (.gpkg, .geojson or .csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--save/--no-save", default=True, help="Record the run and its patches in the store's conflict ledger.")
 @click.pass_obj
 def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[str, ...], dem: str | None,
-                   out: str | None, as_json: bool) -> None:
+                   out: str | None, as_json: bool, save: bool) -> None:
     """Find where plans contradict each other, rule by rule."""
     from multiplan.detection import run_detection
 
@@ -40,6 +41,8 @@ def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[s
     try:
         with open_store(obj["store"]) as store:
             result = run_detection(store, versions, list(rule_ids) or None, {"dem": dem} if dem else None, bars)
+            if save:
+                result["ledger"] = store.save_detection(result, result["patches"])
     finally:
         bars.close()
     if out:
@@ -63,5 +66,83 @@ def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[s
                       f" {w['value_m2'] / 1e4:,.2f} 公顷,目标 {w['target_m2'] / 1e4:,.2f} 公顷",
                       f"! indicator warning {w['title']['en']}: {w['layer']} version {w['version']} ({w['scope']})"
                       f" {w['value_m2'] / 1e4:,.2f} ha, target {w['target_m2'] / 1e4:,.2f} ha"))
+    if save:
+        ledger = result["ledger"]
+        click.echo(_t(f"冲突台账(运行 {ledger['run_id']}):新增 {len(ledger['new'])},仍存在 {len(ledger['unchanged'])},"
+                      f"已消除 {len(ledger['resolved'])}",
+                      f"conflict ledger (run {ledger['run_id']}): new {len(ledger['new'])}, still there "
+                      f"{len(ledger['unchanged'])}, resolved {len(ledger['resolved'])}"))
     if out:
         click.echo(_t(f"图斑已写入 {out}", f"patches written to {out}"))
+
+
+
+@cli.group("conflicts")
+def conflicts_group() -> None:
+    """The conflict ledger: list, show, move through statuses, record opinions."""
+
+
+@conflicts_group.command("list")
+@click.option("--status")
+@click.option("--rule")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def conflicts_list(obj: dict[str, Any], status: str | None, rule: str | None, as_json: bool) -> None:
+    """List conflicts (filter by status and rule)."""
+    with open_store(obj["store"]) as store:
+        cases = store.conflicts(status, rule)
+    if as_json:
+        click.echo(json.dumps(cases, ensure_ascii=False, indent=2, default=str))
+        return
+    for c in cases:
+        click.echo(f"{c['conflict_id']}  {c['rule']:<18} {c['status']:<20} {c['layer_a']}:{c['feature_a']} × "
+                   f"{c['layer_b'] or '-'}:{c['feature_b'] or '-'}  {(c['area_m2'] or 0) / 1e4:.4f} ha")
+
+
+@conflicts_group.command("show")
+@click.argument("conflict_id")
+@click.pass_obj
+def conflicts_show(obj: dict[str, Any], conflict_id: str) -> None:
+    """A conflict with its suggested resolution and its whole history."""
+    with open_store(obj["store"]) as store:
+        case = next((c for c in store.conflicts() if c["conflict_id"] == conflict_id), None)
+        if case is None:
+            from multiplan.errors import NotFoundError
+
+            raise NotFoundError("conflict_not_found", conflict=conflict_id)
+        events = store.conflict_events(conflict_id)
+    zh = i18n.language() == "zh"
+    click.echo(json.dumps({k: v for k, v in case.items() if k != ("suggestion_en" if zh else "suggestion_zh")},
+                          ensure_ascii=False, indent=2, default=str))
+    for e in events:
+        click.echo(f"  {e['at'][:19]}  {e['kind']:<14} {e['from_status'] or '':<18} → {e['to_status'] or '':<18} "
+                   f"{e['actor']}  {e['author'] or ''} {e['text'] or ''}")
+
+
+@conflicts_group.command("transition")
+@click.argument("conflict_id")
+@click.argument("status")
+@click.option("--reason", required=True)
+@click.option("--by", "actor", default=None, help="Who decides (default: the login name).")
+@click.pass_obj
+def conflicts_transition(obj: dict[str, Any], conflict_id: str, status: str, reason: str, actor: str | None) -> None:
+    """Move CONFLICT_ID to STATUS, recording who and why."""
+    from multiplan.store.base import current_actor
+
+    with open_store(obj["store"]) as store:
+        case = store.transition_conflict(conflict_id, status, actor or current_actor(), reason)
+    click.echo(f"{conflict_id}: {case['status']}")
+
+
+@conflicts_group.command("opinion")
+@click.argument("conflict_id")
+@click.option("--author", required=True, help="Whose opinion (e.g. 区政府, 市政府, 领导小组).")
+@click.option("--text", required=True)
+@click.pass_obj
+def conflicts_opinion(obj: dict[str, Any], conflict_id: str, author: str, text: str) -> None:
+    """Record an opinion on CONFLICT_ID."""
+    from multiplan.store.base import current_actor
+
+    with open_store(obj["store"]) as store:
+        store.add_conflict_opinion(conflict_id, current_actor(), author, text)
+    click.echo(_t("已记录意见", "opinion recorded"))

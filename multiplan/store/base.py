@@ -6,6 +6,7 @@ import getpass
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -151,6 +152,45 @@ class PlanStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- the conflict ledger -------------------------------------------------------------------
+    @abstractmethod
+    def _ledger(self, patches: gpd.GeoDataFrame | None = None) -> AbstractContextManager[LedgerTransaction]:
+        """A transaction over the ledger tables (patches, if given, are staged for ``add_patches``)."""
+
+    @abstractmethod
+    def detection_runs(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def read_patches(self, run_id: int) -> gpd.GeoDataFrame: ...
+
+    @abstractmethod
+    def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def conflict_events(self, conflict_id: str) -> list[dict[str, Any]]: ...
+
+    def save_detection(self, run: dict[str, Any], patches: gpd.GeoDataFrame) -> dict[str, Any]:
+        """Store a detection run with its patches; return the conflicts that are new, unchanged, resolved."""
+        from multiplan.store.ledger_ops import prepare_patches, record_run
+
+        prepared = prepare_patches(patches)
+        with self._ledger(prepared) as tx:
+            return record_run(tx, run, prepared)
+
+    def transition_conflict(self, conflict_id: str, status: str, actor: str, reason: str) -> dict[str, Any]:
+        """Move a conflict to ``status`` (allowed moves only), recording who and why."""
+        from multiplan.store.ledger_ops import transition
+
+        with self._ledger() as tx:
+            return transition(tx, conflict_id, status, actor, reason)
+
+    def add_conflict_opinion(self, conflict_id: str, actor: str, author: str, text: str) -> None:
+        """Record an opinion (e.g. of the district government) on a conflict."""
+        from multiplan.store.ledger_ops import add_opinion
+
+        with self._ledger() as tx:
+            add_opinion(tx, conflict_id, actor, author, text)
+
     def version(self, layer: str, number: int | None = None) -> PlanVersion:
         """Version ``number`` of ``layer``; the newest when ``number`` is None."""
         from multiplan.errors import NotFoundError
@@ -183,6 +223,16 @@ def version_from_row(row: dict[str, Any]) -> PlanVersion:
         encoding_guessed=bool(row["encoding_guessed"]),
         report=json.loads(report) if isinstance(report, str) else report,
     )
+
+
+def check_schema_version(store: str, found: int | None, supported: int) -> None:
+    """Refuse a store whose schema is older (run init) or newer (upgrade multiplan) than this program's."""
+    from multiplan.errors import StorageError
+
+    if found is None or found < supported:
+        raise StorageError("store_outdated", store=store, found=found or 0, supported=supported)
+    if found > supported:
+        raise StorageError("store_newer", store=store, found=found, supported=supported)
 
 
 def audit_from_row(row: dict[str, Any]) -> AuditEntry:
@@ -230,3 +280,42 @@ def normalise_read_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             frame[name] = pd.Series([v if isinstance(v, str) else None for v in frame[name]], dtype=object,
                                     index=frame.index)
     return frame
+
+
+#: Columns of stored conflict patches besides the geometry (name, PostGIS type, SQLite type).
+PATCH_STORE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run_id", "integer", "INTEGER"), ("conflict_id", "text", "TEXT"), ("rule", "text", "TEXT"),
+    ("rule_version", "integer", "INTEGER"), ("severity", "text", "TEXT"),
+    ("layer_a", "text", "TEXT"), ("version_a", "integer", "INTEGER"), ("feature_a", "text", "TEXT"),
+    ("class_a", "text", "TEXT"), ("orig_a", "text", "TEXT"), ("zone_a", "text", "TEXT"),
+    ("layer_b", "text", "TEXT"), ("version_b", "integer", "INTEGER"), ("feature_b", "text", "TEXT"),
+    ("class_b", "text", "TEXT"), ("orig_b", "text", "TEXT"), ("zone_b", "text", "TEXT"),
+    ("xzqdm", "text", "TEXT"), ("area_m2", "double precision", "REAL"), ("area_ha", "double precision", "REAL"),
+    ("area_mu", "double precision", "REAL"), ("length_inside_m", "double precision", "REAL"),
+    ("crossings", "integer", "INTEGER"), ("give_way", "text", "TEXT"), ("suggestion_zh", "text", "TEXT"),
+    ("suggestion_en", "text", "TEXT"),
+)
+#: The ledger: one row per conflict (case), updated as it is worked on; its events are append-only.
+CASE_COLUMNS = ("conflict_id", "rule", "severity", "layer_a", "version_a", "feature_a", "layer_b", "version_b",
+                "feature_b", "xzqdm", "status", "area_m2", "give_way", "suggestion_zh", "suggestion_en",
+                "first_run", "last_run", "updated_at")
+EVENT_COLUMNS = ("conflict_id", "at", "actor", "kind", "from_status", "to_status", "run_id", "author", "text")
+
+
+class LedgerTransaction(ABC):
+    """The writes of one ledger change, applied together or not at all."""
+
+    @abstractmethod
+    def add_run(self, record: dict[str, Any]) -> int: ...
+
+    @abstractmethod
+    def add_patches(self, run_id: int, patches: gpd.GeoDataFrame) -> None: ...
+
+    @abstractmethod
+    def cases(self, rules: list[str] | None = None, conflict_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def put_case(self, row: dict[str, Any], new: bool) -> None: ...
+
+    @abstractmethod
+    def add_event(self, row: dict[str, Any]) -> None: ...

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,20 @@ import shapely
 from multiplan.errors import StorageError
 from multiplan.specs import LAYER_IDS, load_layer_specs
 from multiplan.store.base import (
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
+    PATCH_STORE_COLUMNS,
     AuditEntry,
+    LedgerTransaction,
     LoadMeta,
     LoadSession,
     PlanStore,
     PlanVersion,
     audit_detail,
     audit_from_row,
+    check_schema_version,
     feature_table,
     normalise_read_frame,
     now_utc,
@@ -39,6 +46,7 @@ from multiplan.store.base import (
 )
 
 BUSY_TIMEOUT_S = 600
+PATCH_TABLE = "conflict_patches"
 _STAGE = "stage"
 _BBOX = ("_minx", "_maxx", "_miny", "_maxy")
 
@@ -52,6 +60,17 @@ _META_TABLES = {
         n_rejected INTEGER NOT NULL, crs TEXT NOT NULL, crs_guessed INTEGER NOT NULL,
         encoding TEXT NOT NULL, encoding_guessed INTEGER NOT NULL, report_json TEXT NOT NULL,
         PRIMARY KEY (layer, version))""",
+    "mp_detection_runs": """CREATE TABLE mp_detection_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, versions TEXT NOT NULL,
+        rule_set_sha256 TEXT NOT NULL, summary TEXT NOT NULL)""",
+    "mp_conflicts": """CREATE TABLE mp_conflicts (
+        conflict_id TEXT PRIMARY KEY, rule TEXT NOT NULL, severity TEXT NOT NULL, layer_a TEXT NOT NULL,
+        version_a INTEGER, feature_a TEXT, layer_b TEXT, version_b INTEGER, feature_b TEXT, xzqdm TEXT,
+        status TEXT NOT NULL, area_m2 REAL, give_way TEXT, suggestion_zh TEXT, suggestion_en TEXT,
+        first_run INTEGER NOT NULL, last_run INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
+    "mp_conflict_events": """CREATE TABLE mp_conflict_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, conflict_id TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL,
+        kind TEXT NOT NULL, from_status TEXT, to_status TEXT, run_id INTEGER, author TEXT, text TEXT)""",
     "mp_audit_log": """CREATE TABLE mp_audit_log (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
         action TEXT NOT NULL, layer TEXT, version INTEGER, detail TEXT NOT NULL)""",
@@ -90,8 +109,10 @@ class GpkgStore(PlanStore):
             raise StorageError("store_not_initialised", store=self.url)
         with self._connect() as con:
             found = con.execute("SELECT 1 FROM sqlite_master WHERE name='mp_plan_versions'").fetchone()
+            schema = con.execute("SELECT MAX(id) FROM mp_schema_migrations").fetchone()[0] if found else None
         if not found:
             raise StorageError("store_not_initialised", store=self.url)
+        check_schema_version(self.url, schema, len(_migrations()))
 
     # -- schema ----------------------------------------------------------------------------
     def init(self) -> list[str]:
@@ -103,6 +124,10 @@ class GpkgStore(PlanStore):
                 existing = {str(n) for n in pyogrio.list_layers(self.path)[:, 0]}
             except Exception as exc:
                 raise StorageError("store_unreachable", store=self.url, detail=str(exc)) from exc
+        if PATCH_TABLE not in existing:
+            pyogrio.write_dataframe(_empty_patch_frame(), self.path, layer=PATCH_TABLE, driver="GPKG",
+                                    geometry_type="MultiPolygon", append=self.path.exists(),
+                                    layer_options={"DESCRIPTION": "冲突图斑 conflict patches"})
         for layer_id in LAYER_IDS:
             table = feature_table(layer_id)
             if table not in existing:
@@ -169,6 +194,54 @@ class GpkgStore(PlanStore):
     def close(self) -> None:
         pass
 
+    @contextmanager
+    def _ledger(self, patches: gpd.GeoDataFrame | None = None) -> Iterator[LedgerTransaction]:
+        self._require_init()
+        with tempfile.TemporaryDirectory(prefix="multiplan-ledger-") as tmp:
+            staged = patches is not None and not patches.empty
+            stage_path = Path(tmp) / "stage.gpkg"
+            if staged:
+                _stage(patches, stage_path, "MultiPolygon", append=False)
+            con = self._connect()
+            try:
+                if staged:
+                    con.execute("ATTACH DATABASE ? AS staging", (str(stage_path),))
+                con.execute("BEGIN IMMEDIATE")
+                yield _GpkgLedger(con, staged)
+                con.execute("COMMIT")
+            except BaseException as exc:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError("store_write_failed", store=self.url, detail=str(exc)) from exc
+                raise
+            finally:
+                con.close()
+
+    def detection_runs(self) -> list[dict[str, Any]]:
+        self._require_init()
+        with self._connect() as con:
+            return [dict(r) for r in con.execute("SELECT * FROM mp_detection_runs ORDER BY id")]
+
+    def read_patches(self, run_id: int) -> gpd.GeoDataFrame:
+        frame = pyogrio.read_dataframe(self.path, layer=PATCH_TABLE, where=f"run_id = {int(run_id)}")
+        return frame.reset_index(drop=True)
+
+    def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
+        self._require_init()
+        sql, args = "SELECT * FROM mp_conflicts WHERE 1=1", []
+        for col, value in (("status", status), ("rule", rule)):
+            if value:
+                sql += f" AND {col}=?"
+                args.append(value)
+        with self._connect() as con:
+            return [dict(r) for r in con.execute(sql + " ORDER BY rule, conflict_id", args)]
+
+    def conflict_events(self, conflict_id: str) -> list[dict[str, Any]]:
+        with self._connect() as con:
+            return [dict(r) for r in con.execute("SELECT * FROM mp_conflict_events WHERE conflict_id=? ORDER BY id",
+                                                 (conflict_id,))]
+
 
 def _audit(con: sqlite3.Connection, action: str, layer: str | None, version: int | None,
            detail: dict[str, Any], actor: str | None = None) -> None:
@@ -224,7 +297,54 @@ def _migrations() -> list[tuple[int, str, list[str]]]:
         table = feature_table(layer_id)
         first.append(f'CREATE INDEX IF NOT EXISTS "{table}_version" ON "{table}" (version)')
         first += _immutable_triggers(table, "immutable: every load makes a new version")
-    return [(1, "plan layers, versions, audit trail", first)]
+    second = [*_immutable_triggers("mp_conflict_events", "append-only"),
+              *_immutable_triggers("mp_detection_runs", "immutable"),
+              *_immutable_triggers(PATCH_TABLE, "immutable: every run adds its own patches"),
+              f'CREATE INDEX IF NOT EXISTS "{PATCH_TABLE}_run" ON "{PATCH_TABLE}" (run_id)',
+              "CREATE INDEX IF NOT EXISTS mp_conflict_events_conflict ON mp_conflict_events (conflict_id)"]
+    return [(1, "plan layers, versions, audit trail", first), (2, "detection runs, conflict patches, ledger", second)]
+
+
+def _empty_patch_frame() -> gpd.GeoDataFrame:
+    dtypes = {"INTEGER": "Int64", "REAL": "float64", "TEXT": "str"}
+    cols = {name: pd.Series([], dtype=dtypes[t]) for name, _pg, t in PATCH_STORE_COLUMNS}
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=4490))
+
+
+class _GpkgLedger(LedgerTransaction):
+    def __init__(self, con: sqlite3.Connection, staged: bool) -> None:
+        self.con = con
+        self.staged = staged
+
+    def add_run(self, record: dict[str, Any]) -> int:
+        cur = self.con.execute(f"INSERT INTO mp_detection_runs ({', '.join(record)}) VALUES "
+                               f"({', '.join('?' * len(record))})", tuple(record.values()))
+        return int(cur.lastrowid)
+
+    def add_patches(self, run_id: int, patches: gpd.GeoDataFrame) -> None:
+        if self.staged:
+            _publish(self.con, PATCH_TABLE, [c[0] for c in PATCH_STORE_COLUMNS if c[0] != "run_id"], {"run_id": run_id})
+
+    def cases(self, rules: list[str] | None = None, conflict_id: str | None = None) -> list[dict[str, Any]]:
+        if conflict_id is not None:
+            rows = self.con.execute("SELECT * FROM mp_conflicts WHERE conflict_id=?", (conflict_id,))
+        else:
+            rows = self.con.execute(f"SELECT * FROM mp_conflicts WHERE rule IN ({', '.join('?' * len(rules or []))})",
+                                    tuple(rules or []))
+        return [dict(r) for r in rows]
+
+    def put_case(self, row: dict[str, Any], new: bool) -> None:
+        values = [row.get(c) for c in CASE_COLUMNS]
+        if new:
+            self.con.execute(f"INSERT INTO mp_conflicts ({', '.join(CASE_COLUMNS)}) VALUES "
+                             f"({', '.join('?' * len(CASE_COLUMNS))})", values)
+        else:
+            sets = ", ".join(f"{c}=?" for c in CASE_COLUMNS[1:])
+            self.con.execute(f"UPDATE mp_conflicts SET {sets} WHERE conflict_id=?", (*values[1:], values[0]))
+
+    def add_event(self, row: dict[str, Any]) -> None:
+        self.con.execute(f"INSERT INTO mp_conflict_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+                         f"({', '.join('?' * len(EVENT_COLUMNS))})", [row.get(c) for c in EVENT_COLUMNS])
 
 
 class _GpkgLoad(LoadSession):

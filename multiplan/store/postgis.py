@@ -7,6 +7,8 @@ are serialised and version numbers have neither duplicates nor holes; features g
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -23,15 +25,20 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from multiplan.errors import StorageError
 from multiplan.specs import LAYER_IDS, load_layer_specs
 from multiplan.store.base import (
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
+    PATCH_STORE_COLUMNS,
     AuditEntry,
+    LedgerTransaction,
     LoadMeta,
     LoadSession,
     PlanStore,
     PlanVersion,
     audit_detail,
     audit_from_row,
+    check_schema_version,
     current_actor,
     feature_table,
     json_default,
@@ -90,8 +97,37 @@ def _migration_1(conn: sa.Connection) -> None:
             f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
 
 
+def _ledger_metadata() -> sa.MetaData:
+    md = sa.MetaData()
+    text_cols = {"at", "actor", "versions", "rule_set_sha256", "summary"}
+    sa.Table("mp_detection_runs", md, sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+             *[sa.Column(c, sa.Text, nullable=False) for c in sorted(text_cols)])
+    case_types = {"version_a": sa.Integer, "version_b": sa.Integer, "area_m2": sa.Float, "first_run": sa.Integer,
+                  "last_run": sa.Integer}
+    sa.Table("mp_conflicts", md, *[sa.Column(c, case_types.get(c, sa.Text), primary_key=c == "conflict_id")
+                                   for c in CASE_COLUMNS])
+    sa.Table("mp_conflict_events", md, sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+             *[sa.Column(c, sa.Integer if c == "run_id" else sa.Text) for c in EVENT_COLUMNS],
+             sa.Index("mp_conflict_events_conflict", "conflict_id"))
+    sa.Table(PATCH_TABLE, md, sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True),
+             *[sa.Column(name, _PG_TYPES[pg]) for name, pg, _ in PATCH_STORE_COLUMNS],
+             sa.Column("geom", Geometry("MULTIPOLYGON", srid=4490, spatial_index=True), nullable=False),
+             sa.Index(f"{PATCH_TABLE}_run", "run_id"))
+    return md
+
+
+def _migration_2(conn: sa.Connection) -> None:
+    _ledger_metadata().create_all(conn, checkfirst=False)
+    for table, what in (("mp_conflict_events", "append-only"), ("mp_detection_runs", "immutable"),
+                        (PATCH_TABLE, "immutable: every run adds its own patches")):
+        conn.exec_driver_sql(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                             f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
+
+
 #: Ordered schema migrations: (number, description, function run inside the init transaction).
-MIGRATIONS = [(1, "plan layers, versions, audit trail", _migration_1)]
+MIGRATIONS = [(1, "plan layers, versions, audit trail", _migration_1),
+              (2, "detection runs, conflict patches, ledger", _migration_2)]
+PATCH_TABLE = "conflict_patches"
 # the store lives in the first schema of the search path; tables further down it are someone else's
 _IN_OWN_SCHEMA = "SELECT to_regclass(quote_ident(current_schema()) || '.{table}')"
 _INIT_LOCK = 7_471_001  # advisory-lock key that serialises concurrent `init`s
@@ -132,6 +168,8 @@ class PostgisStore(PlanStore):
     def _require_init(self, conn: sa.Connection) -> None:
         if conn.exec_driver_sql(_IN_OWN_SCHEMA.format(table="mp_plan_versions")).scalar() is None:
             raise StorageError("store_not_initialised", store=self._safe_url())
+        schema = conn.exec_driver_sql("SELECT MAX(id) FROM mp_schema_migrations").scalar()
+        check_schema_version(self._safe_url(), schema, len(MIGRATIONS))
 
     def init(self) -> list[str]:
         applied = []
@@ -182,6 +220,40 @@ class PostgisStore(PlanStore):
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def _ledger(self, patches: gpd.GeoDataFrame | None = None) -> Iterator[LedgerTransaction]:
+        with self._connect() as conn:
+            try:
+                with conn.begin():
+                    self._require_init(conn)
+                    yield _PostgisLedger(conn)
+            except (OperationalError, DBAPIError) as exc:
+                raise StorageError("store_write_failed", store=self._safe_url(),
+                                   detail=str(exc.orig or exc).splitlines()[0]) from exc
+
+    def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            self._require_init(conn)
+            return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
+
+    def detection_runs(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM mp_detection_runs ORDER BY id")
+
+    def read_patches(self, run_id: int) -> gpd.GeoDataFrame:
+        cols = ", ".join([c[0] for c in PATCH_STORE_COLUMNS] + ["geom"])
+        with self._connect() as conn:
+            frame = gpd.read_postgis(sa.text(f"SELECT {cols} FROM {PATCH_TABLE} WHERE run_id = :r ORDER BY fid"),
+                                     conn, geom_col="geom", params={"r": int(run_id)})
+        return frame.rename_geometry("geometry").reset_index(drop=True)
+
+    def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM mp_conflicts WHERE (CAST(:s AS text) IS NULL OR status = :s) "
+                          "AND (CAST(:r AS text) IS NULL OR rule = :r) "
+                          "ORDER BY rule, conflict_id", s=status, r=rule)
+
+    def conflict_events(self, conflict_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM mp_conflict_events WHERE conflict_id = :c ORDER BY id", c=conflict_id)
+
 
 _ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}
 
@@ -209,6 +281,68 @@ def binary_copy(frame: gpd.GeoDataFrame, version: int) -> bytes | None:
     encoder = ArrowToPostgresBinaryEncoder(table.schema)
     parts = [encoder.write_header(), *(encoder.write_batch(b) for b in table.to_batches()), encoder.finish()]
     return b"".join(bytes(p) for p in parts)
+
+
+class _PostgisLedger(LedgerTransaction):
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def add_run(self, record: dict[str, Any]) -> int:
+        return int(self.conn.execute(sa.text(
+            f"INSERT INTO mp_detection_runs ({', '.join(record)}) VALUES ({', '.join(':' + k for k in record)}) "
+            "RETURNING id"), record).scalar_one())
+
+    def add_patches(self, run_id: int, patches: gpd.GeoDataFrame) -> None:
+        if patches.empty:
+            return
+        names = [c[0] for c in PATCH_STORE_COLUMNS]
+        records = []
+        for row, geom in zip(patches.drop(columns=patches.geometry.name).to_dict("records"),
+                             patches.geometry.values, strict=True):
+            record = {k: _plain(v) for k, v in row.items()}
+            for k in _INT_PATCH & record.keys():
+                record[k] = None if record[k] is None else int(record[k])
+            records.append({**record, "run_id": run_id, "wkb": shapely.to_wkb(geom)})
+        self.conn.execute(sa.text(
+            f"INSERT INTO {PATCH_TABLE} ({', '.join(names)}, geom) VALUES "
+            f"({', '.join(':' + n for n in names)}, ST_SetSRID(ST_GeomFromWKB(:wkb), 4490))"), records)
+
+    def cases(self, rules: list[str] | None = None, conflict_id: str | None = None) -> list[dict[str, Any]]:
+        if conflict_id is not None:
+            rows = self.conn.execute(sa.text("SELECT * FROM mp_conflicts WHERE conflict_id = :c FOR UPDATE"),
+                                     {"c": conflict_id})
+        else:
+            rows = self.conn.execute(sa.text("SELECT * FROM mp_conflicts WHERE rule = ANY(:r) FOR UPDATE"),
+                                     {"r": list(rules or [])})
+        return [dict(r._mapping) for r in rows]
+
+    def put_case(self, row: dict[str, Any], new: bool) -> None:
+        values = {c: _plain(row.get(c)) for c in CASE_COLUMNS}
+        if new:
+            sql = f"INSERT INTO mp_conflicts ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join(':' + c for c in CASE_COLUMNS)})"
+        else:
+            sql = (f"UPDATE mp_conflicts SET {', '.join(f'{c} = :{c}' for c in CASE_COLUMNS[1:])} "
+                   "WHERE conflict_id = :conflict_id")
+        self.conn.execute(sa.text(sql), values)
+
+    def add_event(self, row: dict[str, Any]) -> None:
+        self.conn.execute(sa.text(f"INSERT INTO mp_conflict_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+                                  f"({', '.join(':' + c for c in EVENT_COLUMNS)})"),
+                          {c: _plain(row.get(c)) for c in EVENT_COLUMNS})
+
+
+_INT_PATCH = {name for name, pg, _ in PATCH_STORE_COLUMNS if pg == "integer"}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and NaN as the plain Python values a driver takes."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 class _PostgisLoad(LoadSession):
