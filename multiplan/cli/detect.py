@@ -146,3 +146,46 @@ def conflicts_opinion(obj: dict[str, Any], conflict_id: str, author: str, text: 
     with open_store(obj["store"]) as store:
         store.add_conflict_opinion(conflict_id, current_actor(), author, text)
     click.echo(_t("已记录意见", "opinion recorded"))
+
+
+_TWO_PLAN = {"both_construction": ("两规均为建设用地", "construction in both plans"),
+             "both_non_construction": ("两规均为非建设用地", "non-construction in both plans"),
+             "urban_construction_land_use_not": ("城规建设、土规非建设", "urban plan construction, land-use plan not"),
+             "land_use_construction_urban_not": ("土规建设、城规非建设", "land-use plan construction, urban plan not"),
+             "unclear": ("类别不明", "unclear")}
+
+
+@cli.command("onemap")
+@click.option("--dem", type=click.Path(exists=True, dir_okay=False), help="DEM GeoTIFF for the slope rule.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the one map as a GeoPackage layer.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def onemap_command(obj: dict[str, Any], dem: str | None, out: str | None, as_json: bool) -> None:
+    """Overlay every polygon plan into the one map (一张图) and print its statistics per county."""
+    from multiplan.detection import run_detection
+    from multiplan.onemap import build_one_map, summary
+
+    with open_store(obj["store"]) as store:
+        run = run_detection(store, rasters={"dem": dem} if dem else None)
+        frames = {lid: store.read_features(lid, v) for lid, v in run["versions"].items()}
+    one_map = build_one_map(frames, run["patches"])
+    if out:
+        import pyogrio
+
+        Path(out).unlink(missing_ok=True)
+        pyogrio.write_dataframe(one_map, out, layer="one_map", driver="GPKG")
+    result = summary(one_map)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=float))
+        return
+    zh = i18n.language() == "zh"
+    click.echo(_t(f"一张图: {result['faces']} 个图斑,总面积 {result['area_m2'] / 1e4:,.2f} 公顷",
+                  f"one map: {result['faces']} faces, {result['area_m2'] / 1e4:,.2f} ha in all"))
+    click.echo(_t("两规差异(公顷):", "two-plan differences (ha):"))
+    for row in result["two_plan_differences"]:
+        click.echo(f"  {row['xzqdm']}  {_TWO_PLAN[row['class']][0 if zh else 1]:<24} {row['area_ha']:>12,.2f}")
+    click.echo(_t("冲突面积(公顷):", "conflict area (ha):"))
+    for row in result["conflict_areas"]:
+        click.echo(f"  {row['xzqdm']}  {row['rule']:<20} {row['area_ha']:>12,.2f}")
+    if out:
+        click.echo(_t(f"一张图已写入 {out}", f"one map written to {out}"))

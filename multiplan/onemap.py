@@ -1,0 +1,110 @@
+"""The one map (一张图): every polygon plan overlaid into faces, each carrying what every plan says there.
+
+Faces come from noding all plan boundaries and polygonising them, so they tile the union of the plans
+exactly: their areas add up to the area of the union. Statistics per county are sums over faces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from multiplan.crs import SQM_PER_HA, STORAGE_CRS, ellipsoidal_area
+from multiplan.rules.spec import ClassFilter
+
+NODING_GRID_DEG = 1e-9
+SEVERITY_ORDER = ("forbidden", "major", "conditional", "notice")
+_CONSTRUCTION = ClassFilter(groups=("construction",))
+_NON_CONSTRUCTION = ClassFilter(groups=("non_construction",))
+
+
+def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Faces of the planar overlay of the polygon ``frames`` with each plan's classes and the rules broken."""
+    layers = [lid for lid, f in frames.items() if not f.empty and f.geom_type.str.contains("Polygon").all()]
+    geoms = np.concatenate([np.asarray(frames[lid].geometry.values, dtype=object) for lid in layers])
+    if patches is not None and not patches.empty:  # corridors and slope areas cut faces of their own
+        geoms = np.concatenate([geoms, np.asarray(patches.geometry.values, dtype=object)])
+    # node every boundary against every other on a 1e-9° (0.1 mm) grid: robust where plans nearly coincide
+    lines = shapely.union_all(shapely.boundary(geoms), grid_size=NODING_GRID_DEG)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    points = shapely.point_on_surface(faces)
+    table = pd.DataFrame(index=range(len(faces)))
+    covered = np.zeros(len(faces), dtype=bool)
+    for lid in layers:
+        frame = frames[lid]
+        face_idx, feat_idx = shapely.STRtree(frame.geometry.values).query(points, predicate="within")
+        first = pd.Series(feat_idx, index=face_idx).groupby(level=0).first()  # overlaps inside a plan: the first
+        for column, source in (("class", "ydyh_code"), ("orig", "orig_code"), ("zone", "zone_code"),
+                               ("feature", "feature_key")):
+            values = np.full(len(faces), None, dtype=object)
+            values[first.index.to_numpy()] = frame[source].to_numpy(dtype=object)[first.to_numpy()]
+            table[f"{lid}_{column}"] = values
+        admin = np.full(len(faces), None, dtype=object)
+        admin[first.index.to_numpy()] = frame["xzqdm"].to_numpy(dtype=object)[first.to_numpy()]
+        table["xzqdm"] = table["xzqdm"].where(table["xzqdm"].notna(), admin) if "xzqdm" in table else admin
+        covered[first.index.to_numpy()] = True
+    table["rules"] = None
+    table["severity"] = None
+    if patches is not None and not patches.empty:
+        face_idx, patch_idx = shapely.STRtree(patches.geometry.values).query(points, predicate="within")
+        for f, group in pd.Series(patch_idx, index=face_idx).groupby(level=0):
+            hit = patches.iloc[group.to_numpy()]
+            table.at[f, "rules"] = ",".join(sorted(set(hit["rule"])))
+            table.at[f, "severity"] = min(hit["severity"], key=SEVERITY_ORDER.index)
+    table["area_m2"] = ellipsoidal_area(faces)
+    one_map = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(faces, crs=STORAGE_CRS))
+    return one_map[covered].reset_index(drop=True)
+
+
+def class_areas(one_map: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Area (m², ha) per county, plan and unified class."""
+    rows = []
+    for column in [c for c in one_map.columns if c.endswith("_class")]:
+        layer = column[: -len("_class")]
+        part = one_map[one_map[column].notna()]
+        grouped = part.groupby([part["xzqdm"].fillna("?"), part[column]])["area_m2"].sum()
+        rows += [{"xzqdm": k[0], "layer": layer, "class": k[1], "area_m2": v, "area_ha": v / SQM_PER_HA}
+                 for k, v in grouped.items()]
+    return pd.DataFrame(rows, columns=["xzqdm", "layer", "class", "area_m2", "area_ha"])
+
+
+def two_plan_differences(one_map: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The four 两规差异 classes per county: where both plans speak, construction or not in each."""
+    if "urban_class" not in one_map or "land_use_class" not in one_map:
+        return pd.DataFrame(columns=["xzqdm", "class", "area_m2", "area_ha"])
+    both = one_map[one_map["urban_class"].notna() & one_map["land_use_class"].notna()]
+
+    def state(code: str) -> str:
+        if _CONSTRUCTION.matches_unified(code):
+            return "construction"
+        return "non_construction" if _NON_CONSTRUCTION.matches_unified(code) else "unclear"
+    label = {("construction", "construction"): "both_construction",
+             ("non_construction", "non_construction"): "both_non_construction",
+             ("construction", "non_construction"): "urban_construction_land_use_not",
+             ("non_construction", "construction"): "land_use_construction_urban_not"}
+    kinds = [label.get((state(u), state(lu)), "unclear") for u, lu in zip(both["urban_class"], both["land_use_class"],
+                                                                         strict=True)]
+    grouped = both.assign(kind=kinds).groupby([both["xzqdm"].fillna("?"), "kind"])["area_m2"].sum()
+    return pd.DataFrame([{"xzqdm": k[0], "class": k[1], "area_m2": v, "area_ha": v / SQM_PER_HA}
+                         for k, v in grouped.items()])
+
+
+def conflict_areas(one_map: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Conflict area per county, rule and severity (a face breaking several rules counts for each)."""
+    hit = one_map[one_map["rules"].notna()]
+    rows: dict[tuple[str, str], float] = {}
+    for county, rules, area in zip(hit["xzqdm"].fillna("?"), hit["rules"], hit["area_m2"], strict=True):
+        for rule in rules.split(","):
+            rows[(county, rule)] = rows.get((county, rule), 0.0) + area
+    return pd.DataFrame([{"xzqdm": c, "rule": r, "area_m2": a, "area_ha": a / SQM_PER_HA} for (c, r), a in rows.items()],
+                        columns=["xzqdm", "rule", "area_m2", "area_ha"])
+
+
+def summary(one_map: gpd.GeoDataFrame) -> dict[str, Any]:
+    return {"faces": len(one_map), "area_m2": float(one_map["area_m2"].sum()),
+            "two_plan_differences": two_plan_differences(one_map).to_dict("records"),
+            "conflict_areas": conflict_areas(one_map).to_dict("records")}
