@@ -76,8 +76,9 @@ def demo_store(tmp_path_factory):
     from multiplan.cli import cli, demo  # noqa: F401  (importing registers the command)
     from multiplan.store import open_store
 
-    path = tmp_path_factory.mktemp("demo") / "demo.gpkg"
-    result = CliRunner().invoke(cli, ["--store", str(path), "demo"])
+    folder = tmp_path_factory.mktemp("demo")
+    path = folder / "demo.gpkg"
+    result = CliRunner().invoke(cli, ["--store", str(path), "demo", "--report-dir", str(folder / "report")])
     assert result.exit_code == 0, result.output
     assert "已入库 12 个规划版本" in result.output
     with open_store(str(path)) as store:

@@ -44,3 +44,12 @@ def test_planted_in_plan_overlaps_and_gaps_are_found(demo_store):
             assert any(g["area_m2"] == pytest.approx(float(row["approx_area_m2"]), rel=0.01) for g in quality["gaps"])
     assert sum(len(demo_store.version(lid).report["quality"].get("overlaps", []))
                for lid in ("overall", "land_use", "urban", "ocean")) == 2
+
+
+def test_demo_detects_and_writes_the_report(demo_store):
+    from pathlib import Path
+
+    report = Path(demo_store.url).parent / "report"
+    assert (report / "province" / "report.html").exists() and (report / "469099" / "report.xlsx").exists()
+    assert len(demo_store.detection_runs()) == 1
+    assert {c["rule"] for c in demo_store.conflicts()} >= {"farmland", "red_line_1", "slope", "network_farmland"}

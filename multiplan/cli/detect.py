@@ -189,3 +189,22 @@ def onemap_command(obj: dict[str, Any], dem: str | None, out: str | None, as_jso
         click.echo(f"  {row['xzqdm']}  {row['rule']:<20} {row['area_ha']:>12,.2f}")
     if out:
         click.echo(_t(f"一张图已写入 {out}", f"one map written to {out}"))
+
+
+@cli.command("report")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the reports.")
+@click.option("--county", help="Only this county (XZQDM).")
+@click.option("--dem", type=click.Path(exists=True, dir_okay=False), help="DEM GeoTIFF for the slope rule.")
+@click.pass_obj
+def report_command(obj: dict[str, Any], out_dir: str, county: str | None, dem: str | None) -> None:
+    """Write conflict reports (HTML, CSV, XLSX, GeoPackage) for the province and each county."""
+    from multiplan.reports import write_reports
+
+    bars = _Bars()
+    try:
+        with open_store(obj["store"]) as store:
+            folders = write_reports(store, out_dir, i18n.language(), county, dem, bars)
+    finally:
+        bars.close()
+    for folder in folders:
+        click.echo(_t(f"报告: {folder / 'report.html'}", f"report: {folder / 'report.html'}"))
