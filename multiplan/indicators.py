@@ -6,13 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from multiplan import config
-from multiplan.errors import SpecError
 from multiplan.rules.spec import _WHERE, ClassFilter
-from multiplan.specs import LAYER_IDS
+from multiplan.specs import LAYER_IDS, check_schema, read_yaml
 
 _TARGETS = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
 SCHEMA = {"type": "object", "required": ["indicators"], "additionalProperties": False, "properties": {
@@ -55,13 +51,8 @@ def load_indicators(rules_dir: str | Path | None = None) -> list[Indicator]:
     path = Path(rules_dir or config.setting("rules_dir")) / "_indicators.yaml"
     if not path.exists():
         return []
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError("spec_invalid", file=str(path), detail=str(exc).splitlines()[0]) from exc
-    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
-    if errors:
-        raise SpecError("spec_invalid", file=str(path), detail=f"{'/'.join(map(str, errors[0].path))}: {errors[0].message}")
+    data = read_yaml(path)
+    check_schema(SCHEMA, data, path)
     return [Indicator(d["id"], d["title"], d["layer"], ClassFilter.from_dict(d.get("where")), d["per"],
                       {str(k): float(v) for k, v in d.get("at_least", {}).items()},
                       {str(k): float(v) for k, v in d.get("at_most", {}).items()}, bool(d.get("no_decrease")))

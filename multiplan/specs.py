@@ -178,14 +178,16 @@ class LayerSpec:
         return (self.class_field, *self.class_aliases)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML spec file safely; a read or syntax error is a :class:`SpecError` naming the file."""
     try:
         return yaml.safe_load(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError("spec_invalid", file=str(path), detail=str(exc).splitlines()[0]) from exc
 
 
-def _check(schema: dict, data: Any, path: Path) -> None:
+def check_schema(schema: dict, data: Any, path: Path) -> None:
+    """Refuse ``data`` that breaks ``schema``, naming the file and the first place that is wrong."""
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         e = errors[0]
@@ -213,8 +215,8 @@ def load_crosswalk(name: str, layers_dir: Path) -> Crosswalk:
     path = layers_dir / "crosswalks" / f"{name}.yaml"
     if not path.exists():
         raise SpecError("spec_invalid", file=str(path), detail=f"crosswalk table {name!r} does not exist")
-    data = _read_yaml(path)
-    _check(CROSSWALK_SCHEMA, data, path)
+    data = read_yaml(path)
+    check_schema(CROSSWALK_SCHEMA, data, path)
     return _crosswalk(data)
 
 
@@ -233,8 +235,8 @@ def _validate_crosswalk(cw: Crosswalk, path: Path) -> None:
 
 def load_layer_spec(path: Path) -> LayerSpec:
     """Read and check one layer spec file."""
-    data = _read_yaml(path)
-    _check(LAYER_SCHEMA, data, path)
+    data = read_yaml(path)
+    check_schema(LAYER_SCHEMA, data, path)
     if path.stem != data["id"]:
         raise SpecError("spec_invalid", file=str(path), detail=f"id {data['id']!r} must match the file name")
     cw_data = data["crosswalk"]

@@ -6,12 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from multiplan import config
-from multiplan.errors import SpecError
-from multiplan.specs import LAYER_IDS, load_layer_specs
+from multiplan.specs import LAYER_IDS, check_schema, load_layer_specs, read_yaml
 
 PRIORITY_SCHEMA = {
     "type": "object", "required": ["control_lines", "plans"], "additionalProperties": False,
@@ -58,11 +54,6 @@ class Priority:
 
 def load_priority(rules_dir: str | Path | None = None) -> Priority:
     path = Path(rules_dir or config.setting("rules_dir")) / "_priority.yaml"
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError("spec_invalid", file=str(path), detail=str(exc).splitlines()[0]) from exc
-    errors = list(jsonschema.Draft202012Validator(PRIORITY_SCHEMA).iter_errors(data))
-    if errors:
-        raise SpecError("spec_invalid", file=str(path), detail=f"{'/'.join(map(str, errors[0].path))}: {errors[0].message}")
+    data = read_yaml(path)
+    check_schema(PRIORITY_SCHEMA, data, path)
     return Priority(tuple(data["control_lines"]), tuple(data["plans"]))

@@ -6,13 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from multiplan import config
 from multiplan.errors import SpecError
 from multiplan.rules.kinds import RULE_KINDS
-from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
+from multiplan.specs import LayerSpec, check_schema, load_layer_specs, read_yaml, unified_classes
 
 SEVERITIES = ("forbidden", "major", "conditional", "notice")
 
@@ -147,19 +144,13 @@ def _reference_problems(data: dict[str, Any], specs: dict[str, LayerSpec]) -> li
 
 def load_rule(path: Path, specs: dict[str, LayerSpec]) -> RuleSpec:
     """Read one rule file and check it: schema, kind, kind parameters, layer and class references."""
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError("spec_invalid", file=str(path), detail=str(exc).splitlines()[0]) from exc
+    data = read_yaml(path)
     kind = RULE_KINDS.get(data.get("kind")) if isinstance(data, dict) else None
     schema = dict(RULE_SCHEMA)
     if kind is not None:
         schema = {**schema, "properties": {**schema["properties"], **kind.params_schema},
                   "additionalProperties": False}
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
-    if errors:
-        where = "/".join(str(p) for p in errors[0].path) or "(top)"
-        raise SpecError("spec_invalid", file=str(path), detail=f"{where}: {errors[0].message}")
+    check_schema(schema, data, path)
     if kind is None:
         raise SpecError("spec_invalid", file=str(path),
                         detail=f"kind {data['kind']!r} is not registered (known: {', '.join(RULE_KINDS)})")
