@@ -53,7 +53,7 @@ class Detection:
 
 def select(frame: gpd.GeoDataFrame, where: ClassFilter) -> gpd.GeoDataFrame:
     """The features of a plan version that a rule side's class filter picks."""
-    mask = np.array([where.matches_unified(c if isinstance(c, str) else None) for c in frame["ydyh_code"]], dtype=bool)
+    mask = np.array([where.matches_unified(c) for c in frame["ydyh_code"]], dtype=bool)
     if where.original:
         mask &= frame["orig_code"].isin(where.original).to_numpy()
     if where.zone:

@@ -31,12 +31,8 @@ def rule_set_hash(rules: dict[str, RuleSpec]) -> str:
 
 def run_detection(store: PlanStore, versions: dict[str, int] | None = None, rule_ids: list[str] | None = None,
                   rasters: dict[str, str | Path] | None = None,
-                  progress: Callable[[str, int, int], None] | None = None, engine: Any = None) -> dict[str, Any]:
-    """Run the rules; return the patches of every rule, per-rule summaries, inputs and timings.
-
-    ``engine`` (e.g. :class:`multiplan.engines.DaskEngine`) runs each rule's detection; default: here.
-    """
-    run_rule = engine.detect if engine is not None else detect
+                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Run the rules; return the patches of every rule, per-rule summaries, inputs and timings."""
     rules = load_rules()
     chosen = {rid: rules[rid] for rid in (rule_ids or rules)}
     current = {v.layer: v.version for v in store.versions()}
@@ -51,7 +47,7 @@ def run_detection(store: PlanStore, versions: dict[str, int] | None = None, rule
             summaries.append(_coverage_summary(store, rule, versions, started))
         else:
             missing = [lid for lid in rule.a.layers + (rule.b.layers if rule.b else ()) if lid not in frames]
-            found = run_rule(rule, frames, versions, raster_data)
+            found = detect(rule, frames, versions, raster_data)
             patches.append(found.patches)
             summaries.append(_summary(found, missing, started))
         if progress:
@@ -67,7 +63,6 @@ def run_detection(store: PlanStore, versions: dict[str, int] | None = None, rule
         warnings += [{**w, "layer": layer, "version": number} for w in evaluate(
             layer, store.version(layer, number).report, older[-1].report if older else None, indicators)]
     return {"versions": {k: versions[k] for k in sorted(frames)}, "rule_set_sha256": rule_set_hash(chosen),
-            "engine": type(engine).__name__ if engine is not None else "local",
             "warnings": warnings,
             "rules_dir": config.setting("rules_dir"), "rules": summaries, "patches": frame}
 

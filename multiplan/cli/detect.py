@@ -25,12 +25,9 @@ _SEVERITY = {"forbidden": ("禁止", "forbidden"), "major": ("重大", "major"),
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the patches (.gpkg, .geojson or .csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--save/--no-save", default=True, help="Record the run and its patches in the store's conflict ledger.")
-@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
-              help="Run here, or on Dask (a LocalCluster, or the scheduler given by --scheduler).")
-@click.option("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.pass_obj
 def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[str, ...], dem: str | None,
-                   out: str | None, as_json: bool, save: bool, engine: str, scheduler: str | None) -> None:
+                   out: str | None, as_json: bool, save: bool) -> None:
     """Find where plans contradict each other, rule by rule."""
     from multiplan.detection import run_detection
 
@@ -41,21 +38,13 @@ def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[s
             raise click.BadParameter(f"{pin!r}: expected LAYER=N", param_hint="--version")
         versions[layer] = int(number)
     bars = _Bars()
-    runner = None
-    if engine == "dask":
-        from multiplan.engines import DaskEngine
-
-        runner = DaskEngine(scheduler)
     try:
         with open_store(obj["store"]) as store:
-            result = run_detection(store, versions, list(rule_ids) or None, {"dem": dem} if dem else None, bars,
-                                   runner)
+            result = run_detection(store, versions, list(rule_ids) or None, {"dem": dem} if dem else None, bars)
             if save:
                 result["ledger"] = store.save_detection(result, result["patches"])
     finally:
         bars.close()
-        if runner is not None:
-            runner.close()
     if out:
         write_patches(result["patches"], Path(out))
     if as_json:
