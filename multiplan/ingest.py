@@ -316,24 +316,22 @@ def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _Chunk
         assert src.crs is not None
         geoms = _to_storage(geoms, src.crs.crs)
         _check_region(shapely.bounds(geoms), numbers, src)
-    table = None
     if spec.geometry == "polygon":
         geoms, ok, table = _repair_polygons(geoms, numbers, src.driver == "ESRI Shapefile", result)
         numbers, attrs, positions, fids = numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok]
         return _Features(geoms, numbers, attrs, positions, fids,
                          shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)), table)
-    else:
-        parts, owner = shapely.get_parts(geoms, return_index=True)
-        maker = shapely.multilinestrings if spec.geometry == "line" else shapely.multipoints
-        multi = np.empty(len(geoms), dtype=object)
-        multi[:] = maker(parts, indices=owner) if len(parts) else []
-        geoms = multi
-        ok = np.ones(len(geoms), dtype=bool)
-        if spec.geometry == "line":
-            degenerate = shapely.length(geoms) == 0
-            for n in numbers[degenerate]:
-                result.rejected.append({"feature": int(n), "reason": "empty", "detail": "zero-length line"})
-            ok &= ~degenerate
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    maker = shapely.multilinestrings if spec.geometry == "line" else shapely.multipoints
+    multi = np.empty(len(geoms), dtype=object)
+    multi[:] = maker(parts, indices=owner) if len(parts) else []
+    geoms = multi
+    ok = np.ones(len(geoms), dtype=bool)
+    if spec.geometry == "line":
+        degenerate = shapely.length(geoms) == 0
+        for n in numbers[degenerate]:
+            result.rejected.append({"feature": int(n), "reason": "empty", "detail": "zero-length line"})
+        ok &= ~degenerate
     geoms = geoms[ok]
     return _Features(geoms, numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok],
                      shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)))

@@ -233,10 +233,6 @@ def open_plan_source(path: str | Path, workdir: Path, *, source_layer: str | Non
             raise InputError("missing_sidecar", file=given.name, ext=".shp")
         dataset = _sidecar(given, ".shp")
     else:
-        with open(given, "rb") as fh:
-            magic = fh.read(4)
-        if magic.startswith(b"PK"):
-            raise InputError("unsupported_format", file=given.name)
         raise InputError("unsupported_format", file=given.name)
     assert dataset is not None
     ds_suffix = dataset.suffix.lower()
