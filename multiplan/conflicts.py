@@ -135,8 +135,8 @@ def _excepted(frame: gpd.GeoDataFrame, rule: RuleSpec) -> np.ndarray:
     return out
 
 
-def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
-    """Polygons (lon/lat) of the cells whose slope (central differences) exceeds ``above_deg``."""
+def slope_degrees(raster: Raster) -> np.ndarray:
+    """The slope of every cell in degrees, from central differences (one-sided at the edges)."""
     values = raster.values
     dx, dy = abs(raster.transform.a), abs(raster.transform.e)
     if raster.crs.is_geographic:  # degrees to metres at each row's latitude
@@ -146,7 +146,12 @@ def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
         gy, gx = np.gradient(values, axis=0) / dy_m, np.gradient(values, axis=1) / dx_m
     else:
         gy, gx = np.gradient(values, dy, dx)
-    steep = np.degrees(np.arctan(np.hypot(gx, gy))) > above_deg
+    return np.degrees(np.arctan(np.hypot(gx, gy)))
+
+
+def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
+    """Polygons (lon/lat) of the cells whose slope (central differences) exceeds ``above_deg``."""
+    steep = slope_degrees(raster) > above_deg
     shapes = [shapely.geometry.shape(g) for g, v in
               rasterio.features.shapes(steep.astype("uint8"), mask=steep, transform=raster.transform) if v == 1]
     if not shapes:

@@ -56,6 +56,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "conflict_bad_status": ("未知的冲突状态 {status}。可用状态:{statuses}。", "Unknown conflict status {status}. Statuses: {statuses}."),
     "conflict_bad_transition": ("冲突状态不能从 {current} 改为 {target}。可改为:{allowed}。", "A conflict cannot go from {current} to {target}. Allowed: {allowed}."),
     "conflict_not_found": ("没有冲突 {conflict}。", "There is no conflict {conflict}."),
+    # approvals
+    "approval_bad_stage": ("未知的审批阶段 {stage}。可用阶段:{stages}。", "Unknown approval stage {stage}. Stages: {stages}."),
+    "approval_bad_status": ("未知的审批状态 {status}。可用状态:{statuses}。", "Unknown approval status {status}. Statuses: {statuses}."),
+    "approval_bad_code": ("项目代码 {code} 格式不对,应为 2016-460000-xx-xx-xxxxxx(x 为数字)。", "Project code {code} is malformed; it should look like 2016-460000-xx-xx-xxxxxx (x: digits)."),
+    "approval_bad_date": ("{field} 的日期 {value} 格式不对,应为 YYYY-MM-DD。", "Date {value} in {field} is malformed; use YYYY-MM-DD."),
+    "approvals_bad_encoding": ("无法识别 {file} 的文字编码(既不是 UTF-8 也不是 GBK)。请另存为 UTF-8。", "Cannot tell the text encoding of {file} (neither UTF-8 nor GBK). Save it as UTF-8."),
+    "approvals_bad_json": ("{file} 不是有效的审批记录 JSON(第 {line} 行):{detail}", "{file} is not a valid approvals JSON (line {line}): {detail}"),
+    "approvals_no_code_column": ("{file} 没有项目代码列(应为 {expected} 之一;现有列:{columns})。", "{file} has no project-code column (one of {expected}; it has: {columns})."),
+    "approvals_bad_record": ("这条记录不是一个对象(键值对)。", "This record is not an object (of keys and values)."),
+    "approval_duplicate_row": ("项目 {code} 在同一文件中重复出现(第一次在第 {line} 行)。", "Project {code} appears twice in the file (first on line {line})."),
+    "approval_missing_field": ("新项目缺少必填字段 {field}。", "A new project lacks the required field {field}."),
+    "approval_exists": ("项目 {code} 已存在。请用 transition 修改状态,或重新导入以更新。", "Project {code} already exists. Use transition to change its status, or re-import to update it."),
+    "approval_not_found": ("没有项目代码为 {code} 的审批记录。", "There is no approval record with project code {code}."),
+    "approval_bad_transition": ("项目 {code} 的状态不能从 {current} 改为 {target}。可改为:{allowed}。", "Approval {code} cannot go from {current} to {target}. Allowed: {allowed}."),
+    "approval_reason_required": ("状态变更必须说明理由(--reason)。", "A status change needs a reason (--reason)."),
+    "approval_blocked": ("项目 {code} 最近一次用地核查(第 {check} 号)结论为 {verdict},不能直接批准。如确需批准,请记录越权理由和经办人(--override 理由 --officer 姓名)。", "Approval {code}: its latest site check (no. {check}) says {verdict}, so it cannot simply be approved. To approve anyway, record an override with its reason and the officer's name (--override REASON --officer NAME)."),
+    "check_not_found": ("没有编号为 {check} 的用地核查记录。", "There is no site check no. {check}."),
     "store_write_failed": ("写入存储 {store} 失败,已回滚,存储未改变:{detail}", "Writing to store {store} failed and was rolled back; the store is unchanged: {detail}"),
 }
 

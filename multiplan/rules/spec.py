@@ -9,7 +9,15 @@ from typing import Any
 from multiplan import config
 from multiplan.errors import SpecError
 from multiplan.rules.kinds import RULE_KINDS
-from multiplan.specs import LayerSpec, check_schema, load_layer_specs, read_yaml, unified_classes
+from multiplan.specs import (
+    LayerSpec,
+    cached,
+    check_schema,
+    folder_stamp,
+    load_layer_specs,
+    read_yaml,
+    unified_classes,
+)
 
 SEVERITIES = ("forbidden", "major", "conditional", "notice")
 
@@ -181,5 +189,9 @@ def load_rule(path: Path, specs: dict[str, LayerSpec]) -> RuleSpec:
 def load_rules(rules_dir: str | Path | None = None, layers_dir: str | Path | None = None) -> dict[str, RuleSpec]:
     """Every rule in ``rules_dir``, keyed by id."""
     folder = Path(rules_dir or config.setting("rules_dir"))
-    specs = load_layer_specs(layers_dir)
-    return {p.stem: load_rule(p, specs) for p in sorted(folder.glob("*.yaml")) if not p.name.startswith("_")}
+    layers = Path(layers_dir or config.setting("layers_dir"))
+    specs = load_layer_specs(layers)
+
+    def build() -> dict[str, RuleSpec]:
+        return {p.stem: load_rule(p, specs) for p in sorted(folder.glob("*.yaml")) if not p.name.startswith("_")}
+    return dict(cached("rules", folder_stamp(folder) + folder_stamp(layers), build))

@@ -146,6 +146,11 @@ class PlanStore(ABC):
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame: ...
 
+    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
+                      ) -> dict[str, gpd.GeoDataFrame]:
+        """The features of each ``{layer: version}`` whose bounding boxes meet ``bbox``: what a site check reads."""
+        return {layer: self.read_features(layer, number, bbox=bbox) for layer, number in versions.items()}
+
     @abstractmethod
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]: ...
 
@@ -161,7 +166,8 @@ class PlanStore(ABC):
     def detection_runs(self) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def read_patches(self, run_id: int) -> gpd.GeoDataFrame: ...
+    def read_patches(self, run_id: int, bbox: tuple[float, float, float, float] | None = None
+                     ) -> gpd.GeoDataFrame: ...
 
     @abstractmethod
     def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]: ...
@@ -190,6 +196,16 @@ class PlanStore(ABC):
 
         with self._ledger() as tx:
             add_opinion(tx, conflict_id, actor, author, text)
+
+    # -- approvals and site checks -----------------------------------------------------------------
+    @abstractmethod
+    def _records(self, write: bool = True) -> AbstractContextManager[RecordTransaction]:
+        """A transaction over the record tables (approvals, their events, site checks and their links)."""
+
+    def select_records(self, table: str, where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a record table matching ``where`` (column = value), in insertion order."""
+        with self._records(write=False) as tx:
+            return tx.select(table, where)
 
     def version(self, layer: str, number: int | None = None) -> PlanVersion:
         """Version ``number`` of ``layer``; the newest when ``number`` is None."""
@@ -319,3 +335,61 @@ class LedgerTransaction(ABC):
 
     @abstractmethod
     def add_event(self, row: dict[str, Any]) -> None: ...
+
+
+# -- approvals and site checks: plain record tables, the same in both stores ---------------------
+#: Columns per record table (name, PostGIS type, SQLite type). ``id`` columns are generated; tables named in
+#: APPEND_ONLY refuse updates and deletes.
+RECORD_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "mp_approvals": (
+        ("code", "text", "TEXT"), ("name", "text", "TEXT"), ("applicant", "text", "TEXT"), ("stage", "text", "TEXT"),
+        ("status", "text", "TEXT"), ("applied_on", "text", "TEXT"), ("decided_on", "text", "TEXT"),
+        ("officer", "text", "TEXT"), ("notes", "text", "TEXT"), ("site_wkb", "bytea", "BLOB"),
+        ("created_at", "text", "TEXT"), ("updated_at", "text", "TEXT"), ("source", "text", "TEXT")),
+    "mp_approval_events": (
+        ("id", "bigint", "INTEGER"), ("code", "text", "TEXT"), ("at", "text", "TEXT"), ("actor", "text", "TEXT"),
+        ("kind", "text", "TEXT"), ("from_status", "text", "TEXT"), ("to_status", "text", "TEXT"),
+        ("reason", "text", "TEXT"), ("officer", "text", "TEXT"), ("check_id", "bigint", "INTEGER"),
+        ("detail", "text", "TEXT")),
+    "mp_site_checks": (
+        ("id", "bigint", "INTEGER"), ("approval_code", "text", "TEXT"), ("checked_at", "text", "TEXT"),
+        ("actor", "text", "TEXT"), ("verdict", "text", "TEXT"), ("content_sha256", "text", "TEXT"),
+        ("site_area_m2", "double precision", "REAL"), ("as_of", "text", "TEXT"), ("site_wkb", "bytea", "BLOB"),
+        ("report_json", "text", "TEXT")),
+    "mp_check_conflicts": (("check_id", "bigint", "INTEGER"), ("conflict_id", "text", "TEXT")),
+}
+RECORD_KEYS = {"mp_approvals": "code", "mp_approval_events": "id", "mp_site_checks": "id",
+               "mp_check_conflicts": None}
+APPEND_ONLY = {"mp_approval_events": "append-only", "mp_site_checks": "immutable",
+               "mp_check_conflicts": "immutable"}
+RECORD_INDEXES = (("mp_approval_events", "code"), ("mp_site_checks", "approval_code"),
+                  ("mp_check_conflicts", "check_id"), ("mp_check_conflicts", "conflict_id"))
+
+
+def record_columns(table: str) -> tuple[str, ...]:
+    """The columns of a record table; table names come from RECORD_TABLES, never from users."""
+    if table not in RECORD_TABLES:
+        raise ValueError(f"unknown record table {table!r}")
+    return tuple(c[0] for c in RECORD_TABLES[table])
+
+
+class RecordTransaction(ABC):
+    """Row writes to the record tables, applied together or not at all. Column names are checked."""
+
+    @abstractmethod
+    def insert(self, table: str, row: dict[str, Any]) -> int | None:
+        """Insert a row; return its generated id when the table has one."""
+
+    @abstractmethod
+    def update(self, table: str, key: Any, values: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def select(self, table: str, where: dict[str, Any] | None = None, lock: bool = False) -> list[dict[str, Any]]: ...
+
+
+def checked_columns(table: str, names: Any) -> list[str]:
+    allowed = set(record_columns(table))
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown columns {bad} for {table}")
+    return list(names)

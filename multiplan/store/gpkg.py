@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
@@ -24,20 +25,26 @@ import shapely
 from multiplan.errors import StorageError
 from multiplan.specs import LAYER_IDS, load_layer_specs
 from multiplan.store.base import (
+    APPEND_ONLY,
     CASE_COLUMNS,
     EVENT_COLUMNS,
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
     PATCH_STORE_COLUMNS,
+    RECORD_INDEXES,
+    RECORD_KEYS,
+    RECORD_TABLES,
     AuditEntry,
     LedgerTransaction,
     LoadMeta,
     LoadSession,
     PlanStore,
     PlanVersion,
+    RecordTransaction,
     audit_detail,
     audit_from_row,
     check_schema_version,
+    checked_columns,
     feature_table,
     normalise_read_frame,
     now_utc,
@@ -46,6 +53,9 @@ from multiplan.store.base import (
 )
 
 BUSY_TIMEOUT_S = 600
+#: Plan versions held in memory for site checks (12 layers, and room for as-of checks against older ones).
+_VERSION_CACHE_SIZE = 36
+_VERSION_CACHE: dict[tuple, tuple[gpd.GeoDataFrame, shapely.STRtree]] = {}
 PATCH_TABLE = "conflict_patches"
 _STAGE = "stage"
 _BBOX = ("_minx", "_maxx", "_miny", "_maxy")
@@ -185,6 +195,25 @@ class GpkgStore(PlanStore):
                                        bbox=bbox, fid_as_index=True)
         return normalise_read_frame(frame.sort_values("feature_no"))
 
+    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
+                      ) -> dict[str, gpd.GeoDataFrame]:
+        """Served from whole versions held in memory with their STRtrees: versions never change, so a cached
+        one is never stale, and an embedded store answers site checks without reading the file each time."""
+        known = {(v.layer, v.version): v for v in self.versions()}
+        box = shapely.box(*bbox)
+        out = {}
+        for layer, number in versions.items():
+            v = known.get((layer, number)) or self.version(layer, number)
+            key = (str(self.path.resolve()), self.path.stat().st_ino, layer, number, v.loaded_at, v.source_sha256)
+            if key not in _VERSION_CACHE:
+                if len(_VERSION_CACHE) >= _VERSION_CACHE_SIZE:
+                    _VERSION_CACHE.pop(next(iter(_VERSION_CACHE)))
+                frame = self.read_features(layer, number)
+                _VERSION_CACHE[key] = (frame, shapely.STRtree(frame.geometry.values))
+            frame, tree = _VERSION_CACHE[key]
+            out[layer] = frame.iloc[np.sort(tree.query(box))]
+        return out
+
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         self._require_init()
         with self._connect() as con:
@@ -218,13 +247,32 @@ class GpkgStore(PlanStore):
             finally:
                 con.close()
 
+    @contextmanager
+    def _records(self, write: bool = True) -> Iterator[RecordTransaction]:
+        self._require_init()
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield _GpkgRecords(con)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError("store_write_failed", store=self.url, detail=str(exc)) from exc
+            raise
+        finally:
+            con.close()
+
     def detection_runs(self) -> list[dict[str, Any]]:
         self._require_init()
         with self._connect() as con:
             return [dict(r) for r in con.execute("SELECT * FROM mp_detection_runs ORDER BY id")]
 
-    def read_patches(self, run_id: int) -> gpd.GeoDataFrame:
-        frame = pyogrio.read_dataframe(self.path, layer=PATCH_TABLE, where=f"run_id = {int(run_id)}")
+    def read_patches(self, run_id: int, bbox: tuple[float, float, float, float] | None = None
+                     ) -> gpd.GeoDataFrame:
+        frame = pyogrio.read_dataframe(self.path, layer=PATCH_TABLE, where=f"run_id = {int(run_id)}",
+                                       bbox=None if bbox is None else tuple(map(float, bbox)))
         return frame.reset_index(drop=True)
 
     def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
@@ -302,7 +350,19 @@ def _migrations() -> list[tuple[int, str, list[str]]]:
               *_immutable_triggers(PATCH_TABLE, "immutable: every run adds its own patches"),
               f'CREATE INDEX IF NOT EXISTS "{PATCH_TABLE}_run" ON "{PATCH_TABLE}" (run_id)',
               "CREATE INDEX IF NOT EXISTS mp_conflict_events_conflict ON mp_conflict_events (conflict_id)"]
-    return [(1, "plan layers, versions, audit trail", first), (2, "detection runs, conflict patches, ledger", second)]
+    third = []
+    for table, columns in RECORD_TABLES.items():
+        key = RECORD_KEYS[table]
+        cols = [f"{name} {sqlite} PRIMARY KEY" + (" AUTOINCREMENT" if name == "id" else "") if name == key
+                else f"{name} {sqlite}" for name, _pg, sqlite in columns]
+        third.append(f"CREATE TABLE {table} ({', '.join(cols)})")
+        third.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
+                     f"VALUES ('{table}', 'attributes', '{table}', 'multiplan approvals')")
+    third += [f"CREATE INDEX {t}_{c} ON {t} ({c})" for t, c in RECORD_INDEXES]
+    for table, what in APPEND_ONLY.items():
+        third += _immutable_triggers(table, what)
+    return [(1, "plan layers, versions, audit trail", first), (2, "detection runs, conflict patches, ledger", second),
+            (3, "approval records, their events, site checks", third)]
 
 
 def _empty_patch_frame() -> gpd.GeoDataFrame:
@@ -345,6 +405,28 @@ class _GpkgLedger(LedgerTransaction):
     def add_event(self, row: dict[str, Any]) -> None:
         self.con.execute(f"INSERT INTO mp_conflict_events ({', '.join(EVENT_COLUMNS)}) VALUES "
                          f"({', '.join('?' * len(EVENT_COLUMNS))})", [row.get(c) for c in EVENT_COLUMNS])
+
+
+class _GpkgRecords(RecordTransaction):
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def insert(self, table: str, row: dict[str, Any]) -> int | None:
+        names = checked_columns(table, row)
+        cur = self.con.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                               tuple(row.values()))
+        return int(cur.lastrowid) if RECORD_KEYS[table] == "id" else None
+
+    def update(self, table: str, key: Any, values: dict[str, Any]) -> None:
+        names = checked_columns(table, values)
+        self.con.execute(f"UPDATE {table} SET {', '.join(f'{n}=?' for n in names)} WHERE {RECORD_KEYS[table]}=?",
+                         (*values.values(), key))
+
+    def select(self, table: str, where: dict[str, Any] | None = None, lock: bool = False) -> list[dict[str, Any]]:
+        where = where or {}
+        names = checked_columns(table, where)
+        sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(f"{n}=?" for n in names) if names else "")
+        return [dict(r) for r in self.con.execute(sql + " ORDER BY rowid", tuple(where.values()))]
 
 
 class _GpkgLoad(LoadSession):

@@ -25,20 +25,26 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from multiplan.errors import StorageError
 from multiplan.specs import LAYER_IDS, load_layer_specs
 from multiplan.store.base import (
+    APPEND_ONLY,
     CASE_COLUMNS,
     EVENT_COLUMNS,
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
     PATCH_STORE_COLUMNS,
+    RECORD_INDEXES,
+    RECORD_KEYS,
+    RECORD_TABLES,
     AuditEntry,
     LedgerTransaction,
     LoadMeta,
     LoadSession,
     PlanStore,
     PlanVersion,
+    RecordTransaction,
     audit_detail,
     audit_from_row,
     check_schema_version,
+    checked_columns,
     current_actor,
     feature_table,
     json_default,
@@ -124,9 +130,30 @@ def _migration_2(conn: sa.Connection) -> None:
                              f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
 
 
+def _records_metadata() -> sa.MetaData:
+    md = sa.MetaData()
+    types = {"text": sa.Text, "bytea": sa.LargeBinary, "bigint": sa.BigInteger, "double precision": sa.Float}
+    for table, columns in RECORD_TABLES.items():
+        key = RECORD_KEYS[table]
+        cols = [sa.Column(name, types[pg], sa.Identity(), primary_key=True) if name == key == "id"
+                else sa.Column(name, types[pg], primary_key=name == key) for name, pg, _ in columns]
+        if key is None:
+            cols.append(sa.Column("row_id", sa.BigInteger, sa.Identity(), primary_key=True))
+        sa.Table(table, md, *cols, *[sa.Index(f"{t}_{c}", c) for t, c in RECORD_INDEXES if t == table])
+    return md
+
+
+def _migration_3(conn: sa.Connection) -> None:
+    _records_metadata().create_all(conn, checkfirst=False)
+    for table, what in APPEND_ONLY.items():
+        conn.exec_driver_sql(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                             f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
+
+
 #: Ordered schema migrations: (number, description, function run inside the init transaction).
 MIGRATIONS = [(1, "plan layers, versions, audit trail", _migration_1),
-              (2, "detection runs, conflict patches, ledger", _migration_2)]
+              (2, "detection runs, conflict patches, ledger", _migration_2),
+              (3, "approval records, their events, site checks", _migration_3)]
 PATCH_TABLE = "conflict_patches"
 # the store lives in the first schema of the search path; tables further down it are someone else's
 _IN_OWN_SCHEMA = "SELECT to_regclass(quote_ident(current_schema()) || '.{table}')"
@@ -211,6 +238,24 @@ class PostgisStore(PlanStore):
             frame = gpd.read_postgis(sa.text(sql + " ORDER BY feature_no"), conn, geom_col="geom", params=params)
         return normalise_read_frame(frame.rename_geometry("geometry"))
 
+    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
+                      ) -> dict[str, gpd.GeoDataFrame]:
+        """One round trip: each layer's partition queried through its GiST index, the results stacked."""
+        if not versions:
+            return {}
+        cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
+        parts, params = [], {k: float(v) for k, v in zip(("x0", "y0", "x1", "y1"), bbox, strict=True)}
+        for i, (layer, number) in enumerate(sorted(versions.items())):
+            parts.append(f"(SELECT {i} AS layer_no, {cols} FROM {feature_table(layer)} WHERE version = :v{i} "
+                         "AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
+            params[f"v{i}"] = int(number)
+        with self._connect() as conn:
+            frame = gpd.read_postgis(sa.text(" UNION ALL ".join(parts) + " ORDER BY layer_no, feature_no"), conn,
+                                     geom_col="geom", params=params)
+        frame = frame.rename_geometry("geometry")
+        return {layer: normalise_read_frame(frame[frame["layer_no"] == i].drop(columns="layer_no"))
+                for i, layer in enumerate(sorted(versions))}
+
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         with self._connect() as conn:
             self._require_init(conn)
@@ -231,6 +276,17 @@ class PostgisStore(PlanStore):
                 raise StorageError("store_write_failed", store=self._safe_url(),
                                    detail=str(exc.orig or exc).splitlines()[0]) from exc
 
+    @contextmanager
+    def _records(self, write: bool = True) -> Iterator[RecordTransaction]:
+        with self._connect() as conn:
+            try:
+                with conn.begin():
+                    self._require_init(conn)
+                    yield _PostgisRecords(conn)
+            except (OperationalError, DBAPIError) as exc:
+                raise StorageError("store_write_failed", store=self._safe_url(),
+                                   detail=str(exc.orig or exc).splitlines()[0]) from exc
+
     def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         with self._connect() as conn:
             self._require_init(conn)
@@ -239,11 +295,16 @@ class PostgisStore(PlanStore):
     def detection_runs(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM mp_detection_runs ORDER BY id")
 
-    def read_patches(self, run_id: int) -> gpd.GeoDataFrame:
+    def read_patches(self, run_id: int, bbox: tuple[float, float, float, float] | None = None
+                     ) -> gpd.GeoDataFrame:
         cols = ", ".join([c[0] for c in PATCH_STORE_COLUMNS] + ["geom"])
+        sql = f"SELECT {cols} FROM {PATCH_TABLE} WHERE run_id = :r"
+        params: dict[str, Any] = {"r": int(run_id)}
+        if bbox is not None:
+            sql += " AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
+            params.update(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))
         with self._connect() as conn:
-            frame = gpd.read_postgis(sa.text(f"SELECT {cols} FROM {PATCH_TABLE} WHERE run_id = :r ORDER BY fid"),
-                                     conn, geom_col="geom", params={"r": int(run_id)})
+            frame = gpd.read_postgis(sa.text(sql + " ORDER BY fid"), conn, geom_col="geom", params=params)
         return frame.rename_geometry("geometry").reset_index(drop=True)
 
     def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
@@ -329,6 +390,41 @@ class _PostgisLedger(LedgerTransaction):
         self.conn.execute(sa.text(f"INSERT INTO mp_conflict_events ({', '.join(EVENT_COLUMNS)}) VALUES "
                                   f"({', '.join(':' + c for c in EVENT_COLUMNS)})"),
                           {c: _plain(row.get(c)) for c in EVENT_COLUMNS})
+
+
+class _PostgisRecords(RecordTransaction):
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def insert(self, table: str, row: dict[str, Any]) -> int | None:
+        names = checked_columns(table, row)
+        returning = " RETURNING id" if RECORD_KEYS[table] == "id" else ""
+        result = self.conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                                           f"({', '.join(':' + n for n in names)}){returning}"),
+                                   {k: _plain(v) for k, v in row.items()})
+        return int(result.scalar_one()) if returning else None
+
+    def update(self, table: str, key: Any, values: dict[str, Any]) -> None:
+        names = checked_columns(table, values)
+        key_name = RECORD_KEYS[table]
+        self.conn.execute(sa.text(f"UPDATE {table} SET {', '.join(f'{n} = :{n}' for n in names)} "
+                                  f"WHERE {key_name} = :_key"), {**{k: _plain(v) for k, v in values.items()},
+                                                                "_key": key})
+
+    def select(self, table: str, where: dict[str, Any] | None = None, lock: bool = False) -> list[dict[str, Any]]:
+        where = where or {}
+        names = checked_columns(table, where)
+        order = RECORD_KEYS[table] if RECORD_KEYS[table] == "id" else ("row_id" if RECORD_KEYS[table] is None
+                                                                       else "created_at, code")
+        sql = (f"SELECT {', '.join(c[0] for c in RECORD_TABLES[table])} FROM {table}"
+               + (" WHERE " + " AND ".join(f"{n} = :{n}" for n in names) if names else "")
+               + f" ORDER BY {order}" + (" FOR UPDATE" if lock else ""))
+        rows = [dict(r._mapping) for r in self.conn.execute(sa.text(sql), where)]
+        for row in rows:  # bytea comes back as memoryview
+            for k, v in row.items():
+                if isinstance(v, memoryview):
+                    row[k] = bytes(v)
+        return rows
 
 
 _INT_PATCH = {name for name, pg, _ in PATCH_STORE_COLUMNS if pg == "integer"}

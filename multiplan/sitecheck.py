@@ -1,0 +1,483 @@
+"""Site checks (用地合规性审查): one project site against every plan of the one map, as of a date.
+
+The report says how much of each plan class the site covers, where it stands to each control line,
+which network corridors are within reach, what every applicable rule finds, the terrain, the
+conflicts it touches, and a verdict derived from the rules. It is a plain dict, the same bytes for
+the same inputs (see :func:`canonical_json`), with a content hash. Storing it and rendering it are
+somebody else's business.
+
+A site stands in for the project's land: for a building project (``construction``) it is planned
+construction land, so every rule whose A side is construction land applies with the site as A; for a
+linear infrastructure project (``network``) it is a network corridor and the corridor rules apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import rasterio.features
+import rasterio.windows
+import shapely
+
+from multiplan.conflicts import SNAP_GRID_DEG, select, slope_areas, slope_degrees
+from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
+from multiplan.detection import rule_set_hash
+from multiplan.errors import InputError
+from multiplan.io import Raster, read_raster
+from multiplan.rules import RuleSpec, load_rules
+from multiplan.rules.spec import ClassFilter
+from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
+from multiplan.store.base import PlanStore, PlanVersion
+
+#: Version of the report's JSON layout (docs/site_report.schema.json); bump on any incompatible change.
+SCHEMA_VERSION = 1
+DEFAULT_REACH_M = 500.0
+PROJECT_USES = ("construction", "network")
+#: Where a control line's share of the site reaches this, the site is inside it (DOMAIN.md §5).
+INSIDE_RATIO = 0.9
+VERDICTS = ("compliant", "conditional", "prohibited", "unknown")
+#: The verdict a hit of each severity leads to; the worst one wins, and "unknown" beats all but prohibited.
+VERDICT_OF_SEVERITY = {"forbidden": "prohibited", "major": "conditional", "conditional": "conditional",
+                       "notice": "compliant"}
+#: 符合 / 有条件 / 不符合 for the plans that decide where building may go: by class group, or by zone.
+_PLANNING_LAYERS = ("overall", "urban", "land_use")
+_ZONE_COMPLIANCE = {"land_use": {"010": "compliant", "020": "conditional", "030": "non_compliant",
+                                 "040": "non_compliant"}}
+_CONSTRUCTION = ClassFilter(groups=("construction",))
+_GEOD = pyproj.Geod(ellps="GRS80")  # CGCS2000's ellipsoid, to 0.1 mm in the semi-minor axis
+
+
+@dataclass(frozen=True)
+class _Site:
+    geometry: shapely.Geometry
+    area_m2: float
+    metric: pyproj.CRS          # metres for distances and buffers
+    to_metric: pyproj.Transformer
+    to_lonlat: pyproj.Transformer
+
+    def project(self, geoms: np.ndarray) -> np.ndarray:
+        t = self.to_metric
+        return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+
+    def unproject(self, geoms: np.ndarray) -> np.ndarray:
+        t = self.to_lonlat
+        return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+
+
+def versions_as_of(store: PlanStore, as_of: str | None = None) -> dict[str, PlanVersion]:
+    """The version of each layer that was current at the end of day ``as_of`` (YYYY-MM-DD); now if None."""
+    chosen: dict[str, PlanVersion] = {}
+    for v in store.versions():
+        if as_of is None or v.loaded_at[:10] <= as_of:
+            if v.layer not in chosen or v.version > chosen[v.layer].version:
+                chosen[v.layer] = v
+    return chosen
+
+
+def _site(geometry: shapely.Geometry) -> _Site:
+    if geometry is None or geometry.is_empty or shapely.get_type_id(geometry) not in (3, 6):
+        raise InputError("site_not_polygon", got=getattr(geometry, "geom_type", "None"))
+    # the 3-degree Gauss-Kruger zone, as the conflict engine buffers corridors: distances are then measured
+    # on the ellipsoid between the nearest points found there
+    epsg = 4546 if shapely.centroid(geometry).x >= 109.5 else 4545
+    to_metric, to_lonlat = _transformers(epsg)
+    return _Site(geometry, float(ellipsoidal_area(np.array([geometry]))[0]), to_metric.target_crs,
+                 to_metric, to_lonlat)
+
+
+@lru_cache(maxsize=4)
+def _transformers(epsg: int) -> tuple[pyproj.Transformer, pyproj.Transformer]:
+    return (pyproj.Transformer.from_crs(STORAGE_CRS, epsg, always_xy=True),
+            pyproj.Transformer.from_crs(epsg, STORAGE_CRS, always_xy=True))
+
+
+def _robust(op: Callable, a: Any, b: Any) -> Any:
+    """``op`` at full precision, else on the 1 mm grid, else None (the caller reports "unknown")."""
+    try:
+        return op(a, b)
+    except shapely.errors.GEOSException:
+        try:
+            return op(a, b, grid_size=SNAP_GRID_DEG)
+        except shapely.errors.GEOSException:
+            return None
+
+
+def _polygonal(geom: shapely.Geometry | None) -> shapely.Geometry:
+    if geom is None or geom.is_empty:
+        return shapely.MultiPolygon()
+    parts = shapely.get_parts(geom)
+    polys = shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))])
+    return shapely.multipolygons(polys) if len(polys) else shapely.MultiPolygon()
+
+
+def _area(geom: shapely.Geometry | None) -> float:
+    return 0.0 if geom is None or geom.is_empty else float(ellipsoidal_area(np.array([geom]))[0])
+
+
+def _m2(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _pct(part: float, whole: float) -> float:
+    return round(100.0 * part / whole, 6) if whole > 0 else 0.0
+
+
+def _areas(value: float) -> dict[str, float]:
+    return {"area_m2": _m2(value), "area_ha": round(value / SQM_PER_HA, 8), "area_mu": round(value / SQM_PER_MU, 6)}
+
+
+def _reach_bbox(site: _Site, reach_m: float) -> tuple[float, float, float, float]:
+    minx, miny, maxx, maxy = shapely.bounds(site.geometry)
+    dlat = reach_m / 110_000.0 * 1.1
+    dlon = reach_m / (111_320.0 * math.cos(math.radians(max(abs(miny), abs(maxy))))) * 1.1
+    return (minx - dlon, miny - dlat, maxx + dlon, maxy + dlat)
+
+
+def _class_name(spec: LayerSpec, orig: str | None, unified: str | None, names: dict[str, tuple[str, str]]
+                ) -> dict[str, str]:
+    row = spec.crosswalk.lookup().get(orig or "") if orig else None
+    first = (unified or "").split("|")[0]
+    zh, en = names.get(first, ("", ""))
+    if row is not None and row.name:
+        return {"zh": row.name, "en": en or row.name}
+    return {"zh": zh or (orig or ""), "en": en or (orig or "")}
+
+
+def _layer_overlaps(site: _Site, layer: str, spec: LayerSpec, frame: gpd.GeoDataFrame,
+                    names: dict[str, tuple[str, str]]) -> tuple[list[dict], dict, list[dict]]:
+    """Per class of one polygon plan: the site's area in it. Where a plan's own polygons overlap, the first
+    feature (by feature number) keeps the area, so the shares of one plan add up to its cover of the site."""
+    covered = shapely.MultiPolygon()
+    groups: dict[tuple, dict[str, Any]] = {}
+    unknown = []
+    for row, geom in zip(frame.itertuples(index=False), frame.geometry.values, strict=True):
+        clipped = _robust(shapely.intersection, geom, site.geometry)
+        piece = None if clipped is None else _robust(shapely.difference, _polygonal(clipped), covered)
+        if piece is None:
+            unknown.append({"layer": layer, "feature": str(row.feature_key), "reason": "geometry_failed"})
+            continue
+        piece = _polygonal(piece)
+        area = _area(piece)
+        if area <= 0:
+            continue
+        covered = _polygonal(_robust(shapely.union, covered, piece))
+        key = (row.orig_code, row.ydyh_code, row.zone_code)
+        group = groups.setdefault(key, {"area": 0.0, "features": set(), "patch_area": 0.0})
+        group["area"] += area
+        if row.feature_key not in group["features"]:
+            group["features"].add(row.feature_key)
+            group["patch_area"] += float(row.area_m2)
+    rows = []
+    for (orig, unified, zone), g in sorted(groups.items(), key=lambda kv: (-kv[1]["area"], str(kv[0]))):
+        zone_name = spec.zone_field.values.get(zone) if spec.zone_field and zone else None
+        rows.append({"layer": layer, "class_code": orig, "unified_code": unified,
+                     "class_name": _class_name(spec, orig, unified, names), "zone_code": zone,
+                     "zone_name": {"zh": zone_name[0], "en": zone_name[1]} if zone_name else None,
+                     **_areas(g["area"]), "site_percent": _pct(g["area"], site.area_m2),
+                     "patch_percent": _pct(g["area"], g["patch_area"]), "features": len(g["features"])})
+    cover = sum(g["area"] for g in groups.values())
+    summary = {"layer": layer, "title": {"zh": spec.title_zh, "en": spec.title_en}, "status": "checked",
+               "covered_m2": _m2(cover), "covered_percent": _pct(cover, site.area_m2),
+               "uncovered_m2": _m2(max(site.area_m2 - cover, 0.0)),
+               "uncovered_percent": _pct(max(site.area_m2 - cover, 0.0), site.area_m2)}
+    return rows, summary, unknown
+
+
+def _compliance(layer: str, overlaps: list[dict], site: _Site) -> dict[str, Any]:
+    """符合 / 有条件 / 不符合 / 未覆盖 areas of a planning layer for a building project."""
+    totals = {"compliant": 0.0, "conditional": 0.0, "non_compliant": 0.0}
+    by_zone = _ZONE_COMPLIANCE.get(layer, {})
+    for row in overlaps:
+        if by_zone and row["zone_code"] in by_zone:
+            kind = by_zone[row["zone_code"]]
+        else:
+            kind = "compliant" if _CONSTRUCTION.matches_unified(row["unified_code"]) else "non_compliant"
+        totals[kind] += row["area_m2"]
+    uncovered = max(site.area_m2 - sum(totals.values()), 0.0)
+    return {"layer": layer, **{f"{k}_m2": _m2(v) for k, v in totals.items()}, "uncovered_m2": _m2(uncovered),
+            **{f"{k}_percent": _pct(v, site.area_m2) for k, v in totals.items()}}
+
+
+def _control_lines(site: _Site, specs: dict[str, LayerSpec], frames: dict[str, gpd.GeoDataFrame],
+                   missing: set[str]) -> list[dict]:
+    out = []
+    for layer, spec in sorted(specs.items()):
+        for line_id, line in sorted(spec.control_lines.items()):
+            entry = {"id": line_id, "layer": layer, "name": {"zh": line["zh"], "en": line["en"]}}
+            if layer in missing:
+                out.append({**entry, "position": "unknown", "reason": "layer_missing", "inside_m2": None,
+                            "inside_percent": None})
+                continue
+            frame = frames[layer]
+            chosen = frame[frame["zone_code"].isin(line["zone"])] if line.get("zone") else frame
+            inside = _robust(shapely.intersection, shapely.union_all(chosen.geometry.values), site.geometry) \
+                if len(chosen) else shapely.MultiPolygon()
+            if inside is None:
+                out.append({**entry, "position": "unknown", "reason": "geometry_failed", "inside_m2": None,
+                            "inside_percent": None})
+                continue
+            area = _area(_polygonal(inside))
+            share = area / site.area_m2 if site.area_m2 else 0.0
+            position = "inside" if share >= INSIDE_RATIO else ("outside" if area <= 0 else "both")
+            out.append({**entry, "position": position, "inside_m2": _m2(area), "inside_percent": _pct(area, site.area_m2),
+                        "outside_m2": _m2(max(site.area_m2 - area, 0.0)), "inside_ratio": INSIDE_RATIO})
+    return out
+
+
+def _networks(site: _Site, layer: str, spec: LayerSpec, frame: gpd.GeoDataFrame, reach_m: float) -> list[dict]:
+    """Network lines within ``reach_m`` of the site: geodesic distance, length inside, corridor area inside."""
+    if frame.empty:
+        return []
+    lines = frame.geometry.values
+    metric_lines = site.project(lines)
+    metric_site = site.project(np.array([site.geometry]))[0]
+    near = shapely.distance(metric_lines, metric_site) <= reach_m
+    out = []
+    for i in np.flatnonzero(near):
+        row = frame.iloc[i]
+        touches = bool(shapely.intersects(lines[i], site.geometry))
+        if touches:
+            distance = 0.0
+        else:  # the nearest points found in metres, their distance measured on the ellipsoid
+            ends = site.unproject(np.array([shapely.shortest_line(metric_lines[i], metric_site)]))[0]
+            (x0, y0), (x1, y1) = ends.coords[0], ends.coords[-1]
+            distance = float(_GEOD.inv(x0, y0, x1, y1)[2])
+        inside = shapely.intersection(lines[i], site.geometry) if touches else None
+        width = float(row["corridor_m"]) if row["corridor_m"] == row["corridor_m"] else 0.0
+        corridor_area = 0.0
+        if width > 0:
+            corridor = site.unproject(np.array([shapely.buffer(metric_lines[i], width / 2)]))[0]
+            corridor_area = _area(_polygonal(_robust(shapely.intersection, corridor, site.geometry)))
+        out.append({"layer": layer, "title": {"zh": spec.title_zh, "en": spec.title_en},
+                    "feature": str(row["feature_key"]), "class_code": row["orig_code"], "level": row["level"],
+                    "corridor_m": round(width, 3), "distance_m": round(distance, 4),
+                    "length_inside_m": round(float(geodesic_length(np.array([inside]))[0]) if inside is not None
+                                             and not inside.is_empty else 0.0, 4),
+                    "corridor_area_m2": _m2(corridor_area), "in_corridor": corridor_area > 0})
+    return sorted(out, key=lambda r: (r["distance_m"], r["layer"], r["feature"]))
+
+
+def _applies(rule: RuleSpec, use: str, specs: dict[str, LayerSpec]) -> bool:
+    """Whether the site stands in for the rule's A side."""
+    if rule.b is None and rule.kind != "raster":
+        return False
+    if use == "network":
+        return rule.kind == "corridor"
+    return (rule.kind in ("overlap", "containment", "raster")
+            and set(rule.a.layers) <= set(_PLANNING_LAYERS) and "construction" in rule.a.where.groups)
+
+
+def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 2) -> Raster | None:
+    """The part of ``raster`` over ``bounds`` (raster CRS) plus ``pad`` cells, or None when outside it."""
+    window = rasterio.windows.from_bounds(*bounds, transform=raster.transform)
+    rows, cols = raster.values.shape
+    r0 = max(int(math.floor(window.row_off)) - pad, 0)
+    c0 = max(int(math.floor(window.col_off)) - pad, 0)
+    r1 = min(int(math.ceil(window.row_off + window.height)) + pad, rows)
+    c1 = min(int(math.ceil(window.col_off + window.width)) + pad, cols)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    return Raster(raster.values[r0:r1, c0:c1], raster.transform * raster.transform.translation(c0, r0), raster.crs)
+
+
+def _terrain(site: _Site, dem: Raster | None) -> tuple[dict[str, Any], Raster | None]:
+    if dem is None:
+        return {"status": "unknown", "reason": "no_dem"}, None
+    to_raster = pyproj.Transformer.from_crs(STORAGE_CRS, dem.crs, always_xy=True)
+    in_raster = shapely.transform(site.geometry, lambda c: np.column_stack(to_raster.transform(c[:, 0], c[:, 1])))
+    window = _crop(dem, shapely.bounds(in_raster))
+    if window is None:
+        return {"status": "unknown", "reason": "outside_dem"}, None
+    for all_touched in (False, True):  # a site smaller than a cell still gets the cells it touches
+        mask = rasterio.features.geometry_mask([in_raster], window.values.shape, window.transform,
+                                               invert=True, all_touched=all_touched)
+        if mask.any():
+            break
+    elevation = window.values[mask]
+    slope = slope_degrees(window)[mask]
+    valid = np.isfinite(elevation) & np.isfinite(slope)
+    if not valid.any() or valid.mean() < 0.5:
+        return {"status": "unknown", "reason": "dem_no_data", "cells": int(mask.sum())}, window
+    elevation, slope = elevation[valid], slope[valid]
+    return {"status": "checked", "cells": int(valid.sum()), "cell_size": round(abs(dem.transform.a), 6),
+            "elevation_min_m": round(float(elevation.min()), 3), "elevation_max_m": round(float(elevation.max()), 3),
+            "elevation_mean_m": round(float(elevation.mean()), 3), "slope_mean_deg": round(float(slope.mean()), 3),
+            "slope_max_deg": round(float(slope.max()), 3),
+            "slope_over_15_percent": round(100.0 * float((slope > 15).mean()), 4),
+            "slope_over_25_percent": round(100.0 * float((slope > 25).mean()), 4),
+            "no_data_percent": round(100.0 * (1 - float(valid.mean())), 4)}, window
+
+
+def _rule_finding(rule: RuleSpec, site: _Site, frames: dict[str, gpd.GeoDataFrame], missing: set[str],
+                  dem_window: Raster | None, dem_status: str) -> dict[str, Any]:
+    base = {"rule": rule.id, "rule_version": rule.version, "kind": rule.kind, "severity": rule.severity,
+            "title": {"zh": rule.title_zh, "en": rule.title_en}, "basis": rule.basis, "message": rule.message,
+            "tolerance": rule.tolerance}
+    if rule.kind == "raster":
+        if dem_window is None or dem_status != "checked":
+            return {**base, "status": "unknown", "reason": "no_dem", "area_m2": None}
+        params = rule.params["raster"]
+        steep = slope_areas(dem_window, float(params["above"]))
+        constraint = shapely.union_all(steep) if len(steep) else shapely.MultiPolygon()
+        layers: tuple[str, ...] = ()
+    else:
+        assert rule.b is not None
+        layers = rule.b.layers
+        absent = [lid for lid in layers if lid in missing]
+        if absent:
+            return {**base, "status": "unknown", "reason": "layer_missing", "layers": absent, "area_m2": None}
+        chosen = [select(frames[lid], rule.b.where) for lid in layers]
+        geoms = np.concatenate([c.geometry.values for c in chosen]) if chosen else np.array([])
+        constraint = shapely.union_all(geoms) if len(geoms) else shapely.MultiPolygon()
+    op = shapely.difference if rule.kind == "containment" else shapely.intersection
+    piece = _robust(op, site.geometry, constraint)
+    if piece is None:
+        return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
+    area = _area(_polygonal(piece))
+    features = []
+    if rule.kind in ("overlap", "corridor") and area > 0:
+        for lid, c in zip(layers, chosen, strict=True):
+            hit = c[shapely.intersects(c.geometry.values, site.geometry)]
+            features += [f"{lid}:{k}" for k in hit["feature_key"]]
+    min_area = float(rule.tolerance.get("min_area_m2", 0.0))
+    status = "hit" if area >= min_area and area > 0 else ("suppressed" if area > 0 else "clear")
+    return {**base, "status": status, "area_m2": _m2(area), "site_percent": _pct(area, site.area_m2),
+            "features": sorted(features)}
+
+
+def _conflicts(store: PlanStore, site: _Site) -> tuple[list[dict], int | None]:
+    runs = store.detection_runs()
+    if not runs:
+        return [], None
+    run_id = int(runs[-1]["id"])
+    patches = store.read_patches(run_id, bbox=shapely.bounds(site.geometry))
+    if patches.empty:
+        return [], run_id
+    hit = patches[shapely.intersects(patches.geometry.values, site.geometry)]
+    cases = {c["conflict_id"]: c for c in store.conflicts()} if len(hit) else {}
+    areas: dict[str, float] = {}
+    first: dict[str, Any] = {}
+    for row, geom in zip(hit.itertuples(index=False), hit.geometry.values, strict=True):
+        inside = _robust(shapely.intersection, geom, site.geometry)
+        areas[row.conflict_id] = areas.get(row.conflict_id, 0.0) + _area(_polygonal(inside))
+        first.setdefault(row.conflict_id, row)
+    out = []
+    for cid in sorted(areas):
+        row = first[cid]
+        out.append({"conflict_id": cid, "rule": row.rule, "severity": row.severity, "layer_a": row.layer_a,
+                    "feature_a": row.feature_a, "layer_b": row.layer_b, "feature_b": row.feature_b,
+                    "status": cases.get(cid, {}).get("status"), "area_in_site_m2": _m2(areas[cid])})
+    return out, run_id
+
+
+def _verdict(findings: list[dict]) -> tuple[str, list[str]]:
+    """The worst outcome of the rules; a rule that could not be computed makes the verdict unknown
+    unless another rule already prohibits the project."""
+    hits = [f for f in findings if f["status"] == "hit"]
+    unknown = [f["rule"] for f in findings if f["status"] == "unknown"]
+    outcomes = {VERDICT_OF_SEVERITY[f["severity"]] for f in hits}
+    if "prohibited" in outcomes:
+        return "prohibited", sorted(f["rule"] for f in hits if VERDICT_OF_SEVERITY[f["severity"]] == "prohibited")
+    if unknown:
+        return "unknown", sorted(unknown)
+    if "conditional" in outcomes:
+        return "conditional", sorted(f["rule"] for f in hits if VERDICT_OF_SEVERITY[f["severity"]] == "conditional")
+    return "compliant", []
+
+
+def _site_geojson(geometry: shapely.Geometry) -> dict[str, Any]:
+    return json.loads(shapely.to_geojson(shapely.set_precision(geometry, 1e-9)))
+
+
+def check_site(site: Any, store: PlanStore, as_of: str | None = None,
+               rasters: dict[str, str | Path | Raster] | None = None, project_use: str = "construction",
+               reach_m: float = DEFAULT_REACH_M) -> dict[str, Any]:
+    """Check a site (a :class:`multiplan.sites.SiteInput` or a polygon in EPSG:4490) against the plans."""
+    if project_use not in PROJECT_USES:
+        raise InputError("site_bad_use", use=project_use, uses=", ".join(PROJECT_USES))
+    geometry = getattr(site, "geometry", site)
+    s = _site(geometry)
+    specs = load_layer_specs()
+    names = {c: (u.name_zh, u.name_en) for c, u in unified_classes().items()}
+    versions = versions_as_of(store, as_of)
+    bbox = _reach_bbox(s, reach_m)
+    frames: dict[str, gpd.GeoDataFrame] = {}
+    missing = {lid for lid in specs if lid not in versions}
+    near = store.features_near({lid: v.version for lid, v in versions.items()}, bbox)
+    for lid in sorted(versions):
+        frame = near[lid]
+        if specs[lid].geometry == "polygon":
+            frame = frame[shapely.intersects(frame.geometry.values, s.geometry)]
+        frames[lid] = frame.reset_index(drop=True)
+
+    overlaps, layers, unknown = [], [], []
+    for lid, spec in sorted(specs.items()):
+        if spec.geometry != "polygon":
+            continue
+        if lid in missing:
+            layers.append({"layer": lid, "title": {"zh": spec.title_zh, "en": spec.title_en}, "status": "missing"})
+            continue
+        rows, summary, failed = _layer_overlaps(s, lid, spec, frames[lid], names)
+        overlaps += rows
+        layers.append(summary)
+        unknown += failed
+    compliance = [_compliance(lid, [r for r in overlaps if r["layer"] == lid], s)
+                  for lid in _PLANNING_LAYERS if lid not in missing]
+    networks = []
+    for lid, spec in sorted(specs.items()):
+        if spec.network and lid in frames:
+            networks += _networks(s, lid, spec, frames[lid], reach_m)
+    dem_source = (rasters or {}).get("dem")
+    dem = dem_source if isinstance(dem_source, Raster) else (read_raster(dem_source) if dem_source else None)
+    terrain, dem_window = _terrain(s, dem)
+
+    rules = load_rules()
+    findings = [_rule_finding(rule, s, frames, missing, dem_window, terrain["status"])
+                for _, rule in sorted(rules.items()) if _applies(rule, project_use, specs)]
+    conflicts, run_id = _conflicts(store, s)
+    verdict, because = _verdict(findings)
+    suppressed = [f for f in findings if f["status"] == "suppressed"]
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "site": {**_areas(s.area_m2), "bbox": [round(v, 9) for v in shapely.bounds(s.geometry)],
+                 "parts": len(shapely.get_parts(s.geometry)), "geometry": _site_geojson(s.geometry),
+                 "source": getattr(site, "source_name", None), "input_crs": getattr(site, "crs", None),
+                 "input_crs_guessed": getattr(site, "crs_guessed", None)},
+        "project_use": project_use, "as_of": as_of, "reach_m": reach_m,
+        "plan_versions": {lid: {"version": v.version, "label": v.label, "loaded_at": v.loaded_at,
+                                "source_sha256": v.source_sha256} for lid, v in sorted(versions.items())},
+        "missing_layers": sorted(missing),
+        "rule_set_sha256": rule_set_hash(rules), "detection_run": run_id,
+        "layers": layers, "overlaps": overlaps, "compliance": compliance,
+        "control_lines": _control_lines(s, specs, frames, missing),
+        "networks": networks, "terrain": terrain,
+        "findings": [f for f in findings if f["status"] in ("hit", "unknown")],
+        "rules_applied": [{"rule": f["rule"], "status": f["status"], "area_m2": f["area_m2"]} for f in findings],
+        "slivers": {"count": len(suppressed), "area_m2": _m2(sum(f["area_m2"] for f in suppressed)),
+                    "rules": [f["rule"] for f in suppressed]},
+        "conflicts": conflicts, "unknown": unknown,
+        "verdict": "unknown" if unknown and verdict != "prohibited" else verdict,
+        "verdict_rules": because,
+    }
+    report["content_sha256"] = content_hash(report)
+    return report
+
+
+def canonical_json(report: dict[str, Any], indent: int | None = 2) -> str:
+    """The report's bytes: sorted keys, UTF-8 text, no floating noise beyond the rounding above."""
+    return json.dumps(report, ensure_ascii=False, sort_keys=True, indent=indent, allow_nan=False)
+
+
+def content_hash(report: dict[str, Any]) -> str:
+    body = {k: v for k, v in report.items() if k != "content_sha256"}
+    return hashlib.sha256(canonical_json(body, indent=None).encode("utf-8")).hexdigest()
