@@ -28,6 +28,7 @@ SETTINGS = (
     Setting("rules_dir", "MULTIPLAN_RULES_DIR", str(PROJECT_ROOT / "conflict_rules"),
             "Folder of conflict rules, one YAML per rule."),
     Setting("lang", "MULTIPLAN_LANG", "zh", "Language of messages and reports: zh or en."),
+    Setting("dem", "MULTIPLAN_DEM", "", "DEM GeoTIFF for the slope rule and the terrain of site checks."),
 )
 
 

@@ -39,7 +39,7 @@ from multiplan.rules.spec import ClassFilter
 from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
 from multiplan.store.base import PlanStore, PlanVersion
 
-#: Version of the report's JSON layout (docs/site_report.schema.json); bump on any incompatible change.
+#: Version of the report's JSON layout (multiplan/data/site_report.schema.json); bump on any incompatible change.
 SCHEMA_VERSION = 1
 DEFAULT_REACH_M = 500.0
 PROJECT_USES = ("construction", "network")
@@ -239,7 +239,8 @@ def _networks(site: _Site, layer: str, spec: LayerSpec, frame: gpd.GeoDataFrame,
     if frame.empty:
         return []
     lines = frame.geometry.values
-    metric_lines = site.project(lines)
+    # segments are straight in lon/lat as stored: densify so they keep that shape in metres
+    metric_lines = site.project(shapely.segmentize(lines, 0.0005))
     metric_site = site.project(np.array([site.geometry]))[0]
     near = shapely.distance(metric_lines, metric_site) <= reach_m
     out = []
@@ -273,7 +274,9 @@ def _applies(rule: RuleSpec, use: str, specs: dict[str, LayerSpec]) -> bool:
         return False
     if use == "network":
         return rule.kind == "corridor"
-    return (rule.kind in ("overlap", "containment", "raster")
+    # rules on planned construction land in general (the master plan among its A layers); rules comparing
+    # one named plan with another (两规差异, the urban boundary of the urban plan) stay plan-to-plan
+    return (rule.kind in ("overlap", "containment", "raster") and "overall" in rule.a.layers
             and set(rule.a.layers) <= set(_PLANNING_LAYERS) and "construction" in rule.a.where.groups)
 
 
@@ -287,7 +290,7 @@ def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 
     c1 = min(int(math.ceil(window.col_off + window.width)) + pad, cols)
     if r0 >= r1 or c0 >= c1:
         return None
-    return Raster(raster.values[r0:r1, c0:c1], raster.transform * raster.transform.translation(c0, r0), raster.crs)
+    return Raster(raster.values[r0:r1, c0:c1], raster.transform @ raster.transform.translation(c0, r0), raster.crs)
 
 
 def _terrain(site: _Site, dem: Raster | None) -> tuple[dict[str, Any], Raster | None]:
@@ -471,6 +474,13 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
     }
     report["content_sha256"] = content_hash(report)
     return report
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of the report (multiplan/data/site_report.schema.json), versioned by SCHEMA_VERSION."""
+    from importlib import resources
+
+    return json.loads(resources.files("multiplan").joinpath("data/site_report.schema.json").read_text("utf-8"))
 
 
 def canonical_json(report: dict[str, Any], indent: int | None = 2) -> str:

@@ -111,12 +111,18 @@ def conflicts_show(obj: dict[str, Any], conflict_id: str) -> None:
 
             raise NotFoundError("conflict_not_found", conflict=conflict_id)
         events = store.conflict_events(conflict_id)
+        from multiplan.approvals import approvals_touching
+
+        approvals = approvals_touching(store, conflict_id)
     zh = i18n.language() == "zh"
     click.echo(json.dumps({k: v for k, v in case.items() if k != ("suggestion_en" if zh else "suggestion_zh")},
                           ensure_ascii=False, indent=2, default=str))
     for e in events:
         click.echo(f"  {e['at'][:19]}  {e['kind']:<14} {e['from_status'] or '':<18} → {e['to_status'] or '':<18} "
                    f"{e['actor']}  {e['author'] or ''} {e['text'] or ''}")
+    click.echo(_t("相关审批项目:", "approvals touching it:") + ("" if approvals else " -"))
+    for a in approvals:
+        click.echo(f"  {a['code']}  #{a['check_id']}  {a['verdict']}  {a['checked_at'][:19]}")
 
 
 @conflicts_group.command("transition")
