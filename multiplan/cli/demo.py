@@ -13,6 +13,7 @@ from multiplan.cli import cli
 from multiplan.cli.plans import print_load_report
 from multiplan.ingest import LoadOptions, load_plan
 from multiplan.store import open_store
+from multiplan.store.base import PlanStore
 
 SAMPLE_DIR = config.PROJECT_ROOT / "sample_data"
 
@@ -50,3 +51,29 @@ def demo_command(obj: dict[str, Any], data_dir: Path, fresh: bool, report_dir: P
                     f"detection: {len(run['patches'])} conflict patches, {len(ledger['new'])} new in the ledger")
         for folder in write_reports(store, report_dir, i18n.language(), dem=dem):
             click.echo(("报告: " if zh else "report: ") + str(folder / "report.html"))
+        _check_sample_approvals(store, data_dir / manifest["approvals"], dem, report_dir / "sites")
+
+
+def _check_sample_approvals(store: PlanStore, approvals: Path, dem: Path, out_dir: Path) -> None:
+    """Import the sample approvals, check every site against the plans, file an HTML report for each."""
+    from multiplan.approvals import import_approvals, list_approvals, record_check
+    from multiplan.site_reports import render_html
+    from multiplan.sitecheck import check_site
+
+    zh = i18n.language() == "zh"
+    result = import_approvals(store, approvals)
+    click.echo(f"审批记录导入:新增 {len(result.created)},更新 {len(result.updated)},未变 {len(result.unchanged)}" if zh
+               else f"approvals imported: {len(result.created)} new, {len(result.updated)} updated, "
+                    f"{len(result.unchanged)} unchanged")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    words = {"compliant": ("符合", "compliant"), "conditional": ("有条件", "conditional"),
+             "prohibited": ("禁止", "prohibited"), "unknown": ("需人工核查", "needs review")}
+    for approval in list_approvals(store):
+        if approval["site"] is None:
+            continue
+        report = check_site(approval["site"], store, rasters={"dem": dem})
+        record_check(store, report, approval["site"], approval["code"])
+        path = out_dir / f"{approval['code']}.html"
+        path.write_text(render_html(report, i18n.language(), store), "utf-8")
+        verdict = words[report["verdict"]][0 if zh else 1]
+        click.echo(f"  {approval['code']}  {verdict:<8} {approval['name']}  → {path}")
