@@ -23,6 +23,7 @@ Rules worth knowing (see also :func:`read_site`):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -42,7 +43,14 @@ import shapely
 
 from multiplan import config
 from multiplan.archive import safe_extract
-from multiplan.crs import STORAGE_CRS, CRSChoice, detect_crs, ellipsoidal_area, parse_crs_option, parse_prj_text
+from multiplan.crs import (
+    STORAGE_CRS,
+    CRSChoice,
+    detect_crs,
+    ellipsoidal_area,
+    parse_crs_option,
+    parse_prj_text,
+)
 from multiplan.errors import CRSError, InputError, MultiplanError
 from multiplan.i18n import message
 from multiplan.io import open_plan_source, read_chunks
@@ -53,6 +61,7 @@ __all__ = ["SITE_MAX_AREA_M2", "REPAIR_TOLERANCE", "SiteInput", "read_site", "si
 SITE_MAX_AREA_M2 = 100e6
 #: make_valid may change a polygon's area by at most this fraction, else the repair is refused.
 REPAIR_TOLERANCE = 0.01
+_NO_AREA = 1e-9  # a ring enclosing less than this fraction of its extent squared encloses nothing
 
 _GEOJSON_SUFFIXES = (".geojson", ".json")
 _TABLE_SUFFIXES = (".csv", ".txt")
@@ -62,6 +71,9 @@ _ZIP_GROUPS = ((".shp",), (".geojson", ".json", ".kml", ".dxf", ".wkt"), (".csv"
 _WKT_START = re.compile(
     r"^\s*(SRID=\d+\s*;\s*)?(MULTI)?(POLYGON|LINESTRING|POINT|GEOMETRYCOLLECTION)\b", re.IGNORECASE)
 _SRID = re.compile(r"^\s*SRID=(\d+)\s*;", re.IGNORECASE)
+# Fields LIBKML adds to every placemark: display settings, not the project's attributes.
+_KML_STYLE_FIELDS = {"id", "timestamp", "begin", "end", "altitudeMode", "tessellate", "extrude", "visibility",
+                     "drawOrder", "icon"}
 # Layer names CAD drafters give the red line; when a DXF has closed rings on such a layer, only those count.
 _REDLINE_LAYER = re.compile(r"红线|用地|界址|征地|red_?line|hongxian|^(yd)?hx$", re.IGNORECASE)
 
@@ -440,7 +452,8 @@ def _read_kml(path: Path, name: str) -> _Read:
         meta, values, geoms = _gdal_read(path, name, layer)
         for i, geom in enumerate(geoms):
             if not read.attributes and geom is not None:
-                row = {str(f): col[i] for f, col in zip(meta["fields"], values, strict=True)}
+                row = {str(f): col[i] for f, col in zip(meta["fields"], values, strict=True)
+                       if str(f) not in _KML_STYLE_FIELDS}
                 read.attributes = {k: v for k, v in _plain(row).items() if v not in (None, "")}
             read.shapes.add_shapely(geom)
     return read
@@ -526,7 +539,7 @@ _ROLE_NAMES = {
 _COORD_ROLES = ("x", "y", "north", "east", "lat", "lon")
 _UNITS = re.compile(r"[(（\[].*?[)）\]]")  # "X(m)", "Y坐标（米）"
 _INTEGER = re.compile(r"^\d+$")
-_BREAK, _SOFT_BREAK = "break", "soft"
+_BREAK, _BLANK = "break", "blank"
 
 
 @dataclass
@@ -593,7 +606,7 @@ def _parse_table(text: str, name: str) -> _Read:
 
 
 def _table_events(text: str) -> Iterator[_Row | str]:
-    """Data rows, and ring breaks: blank lines (soft) and separator, section or parcel lines (hard)."""
+    """Data rows, blank lines, and ring breaks (separator, section and parcel lines)."""
     lines = text.lstrip("\ufeff").splitlines()
     plain = [line.replace("，", ",") for line in lines]
     content = [line for line in plain if line.strip() and _line_kind(line.strip()) == "row"]
@@ -608,7 +621,7 @@ def _table_events(text: str) -> Iterator[_Row | str]:
     for number, line in enumerate(plain, start=1):
         stripped = line.strip()
         if not stripped:
-            yield _SOFT_BREAK
+            yield _BLANK
         elif _line_kind(stripped) == "break":
             yield _BREAK
         else:
@@ -661,7 +674,8 @@ def _layout(header: list[str] | None, data: list[_Row]) -> _Layout:
     if len(coords) == 2:
         layout = _Layout(coords[0], coords[1], a_role=roles[coords[0]] or "x",
                          header=(header[coords[0]], header[coords[1]]))  # type: ignore[index]
-        layout.label = roles.index("point") if "point" in roles else (0 if coords[0] > 0 and roles[0] is None else None)
+        unnamed_first = coords[0] > 0 and roles[0] is None
+        layout.label = roles.index("point") if "point" in roles else (0 if unnamed_first else None)
         layout.ring = roles.index("ring") if "ring" in roles else None
         return layout
     layout = _data_layout(data)
@@ -686,21 +700,10 @@ def _data_layout(data: list[_Row]) -> _Layout:
     layout = _Layout(c, c + 1, label=0 if c > 0 else None)
     if c >= 2:
         values = [r.fields[c - 1] if len(r.fields) > c - 1 else "" for r in data]
-        runs = [len(list(g)) for _, g in _groupby(values)]
+        runs = [len(list(run)) for _, run in itertools.groupby(values)]
         if all(_INTEGER.match(v) for v in values) and min(runs) >= 3:
             layout.ring = c - 1
     return layout
-
-
-def _groupby(values: list[str]) -> Iterator[tuple[str, list[str]]]:
-    run: list[str] = []
-    for v in values:
-        if run and v != run[-1]:
-            yield run[-1], run
-            run = []
-        run.append(v)
-    if run:
-        yield run[-1], run
 
 
 def _coordinate_pair(first: str, second: str) -> bool:
@@ -755,7 +758,14 @@ def _easting_first(a: np.ndarray, b: np.ndarray, a_role: str) -> bool:
 
 
 def _table_rings(events: list[_Row | str], points: dict[int, _Point]) -> Iterator[list[_Point]]:
-    """Split the points into rings: at breaks, ring-number changes, and after the first point comes back."""
+    """Split the points into rings: at breaks, ring-number changes, and after the first point comes back.
+
+    Blank lines are breaks too, unless they sit between most rows: then they are doubled line ends
+    ("\\r\\r\\n" from Windows tools), not separators.
+    """
+    rows_at = [i for i, e in enumerate(events) if isinstance(e, _Row) and e.line in points]
+    inner = events[rows_at[0]:rows_at[-1]] if rows_at else []
+    blank_breaks = sum(e == _BLANK for e in inner) < (len(rows_at) - 1) / 2
     ring: list[_Point] = []
     for event in events:
         if isinstance(event, _Row):
@@ -770,8 +780,7 @@ def _table_rings(events: list[_Row | str], points: dict[int, _Point]) -> Iterato
                 ring = []
                 continue
             ring.append(point)
-        elif event == _BREAK or len(ring) >= 3:
-            # a blank line inside a ring of fewer than 3 points is a stray (doubled line ends), not a break
+        elif event == _BREAK or blank_breaks:
             if ring:
                 yield ring
             ring = []
@@ -799,6 +808,12 @@ def _finish(read: _Read, *, name: str, source_name: str, crs_option: str | None)
         distinct = len(np.unique(ring.xy, axis=0))
         if distinct < 3:
             raise InputError("site_few_points", file=name, ring=ring.describe(), count=distinct)
+    # in the source CRS, where collinear points are still exactly collinear (lon/lat would bend them)
+    outlines = shapely.make_valid(np.array([shapely.Polygon(r.xy) for r in rings], dtype=object))
+    spans = np.array([np.ptp(r.xy, axis=0).max() for r in rings])
+    flat = np.flatnonzero(shapely.area(outlines) <= _NO_AREA * spans**2)
+    if len(flat):
+        raise InputError("site_ring_no_area", file=name, ring=rings[flat[0]].describe())
     if shapes.unclosed:
         notes.append(message("site_note_closed", rings=_numbers(shapes.unclosed)))
 
@@ -848,6 +863,9 @@ def _choose_crs(read: _Read, rings: list[_Ring], name: str, crs_option: str | No
     xy = np.concatenate([r.xy for r in rings])
     bounds = (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max()))
     choice = detect_crs(bounds)
+    if choice is None and -180 <= bounds[0] and bounds[2] <= 180 and -90 <= bounds[1] and bounds[3] <= 90:
+        # plainly degrees, just not in Hainan: say that (out of region) rather than "unknown CRS"
+        choice = CRSChoice(STORAGE_CRS, "detected", "coordinates are degrees")
     if choice is None:
         raise CRSError("site_crs_unknown", file=name, bounds=_fmt_bounds(bounds))
     if read.degrees_ok and choice.crs.is_geographic:
@@ -891,27 +909,30 @@ def _assemble(rings: list[_Ring], by_area: bool, notes: list[str]) -> list[list[
         return []
     outlines = np.array([shapely.Polygon(_closed(r.lonlat)) for r in rings], dtype=object)
     areas = shapely.area(outlines)
+    bounds = shapely.bounds(outlines)
     order = np.argsort(-areas, kind="stable") if by_area else np.arange(len(rings))
     polygons: list[list[_Ring]] = []
-    placed: list[tuple[int, int, bool]] = []  # (ring index, polygon index, is shell)
+    placed = np.zeros(len(rings), dtype=bool)
+    is_shell = np.zeros(len(rings), dtype=bool)
+    polygon_of = np.full(len(rings), -1)
     for i in order:
         ring = rings[i]
-        inside = [(areas[j], j, poly, shell) for j, poly, shell in placed
+        # only rings whose box holds this ring's box can hold the ring: test the vertices of those alone
+        around = placed & (bounds[:, :2] <= bounds[i, :2]).all(axis=1) & (bounds[:, 2:] >= bounds[i, 2:]).all(axis=1)
+        inside = [j for j in np.flatnonzero(around)
                   if shapely.intersects_xy(outlines[j], ring.lonlat[:, 0], ring.lonlat[:, 1]).all()]
-        if not inside:
-            polygons.append([ring])
-            placed.append((i, len(polygons) - 1, True))
-            continue
-        _, j, poly, shell = min(inside, key=lambda t: t[0])  # the innermost ring around it
-        if _same_points(ring.lonlat, rings[j].lonlat):
-            notes.append(message("site_note_duplicate", ring=ring.describe(), same=rings[j].describe()))
-            continue
-        if shell:
-            polygons[poly].append(ring)
-            placed.append((i, poly, False))
-        else:  # an island in a hole
-            polygons.append([ring])
-            placed.append((i, len(polygons) - 1, True))
+        if inside:
+            j = min(inside, key=lambda k: areas[k])  # the innermost ring around it
+            if _same_points(ring.lonlat, rings[j].lonlat):
+                notes.append(message("site_note_duplicate", ring=ring.describe(), same=rings[j].describe()))
+                continue
+            if is_shell[j]:
+                polygons[polygon_of[j]].append(ring)
+                placed[i], polygon_of[i] = True, polygon_of[j]
+                continue
+        # outside every ring, or an island in a hole: a part of its own
+        polygons.append([ring])
+        placed[i], is_shell[i], polygon_of[i] = True, True, len(polygons) - 1
     return polygons
 
 
@@ -977,9 +998,13 @@ def _locate(rings: list[_Ring], reason: str) -> tuple[str, str, str]:
         points = "; ".join(f"{edge(a)} × {edge(b)}" for a, b in zip(left[:3], right[:3], strict=True))
         where = shapely.get_coordinates(shapely.intersection(segs[left[0]], segs[right[0]]))[0]
         return first.describe(), points, f"({where[0]:.6f}, {where[1]:.6f})"
+    # not a crossing (a hole outside its shell, a disconnected interior): GEOS says what and where
     found = re.search(r"\[([-+\d.eE]+) ([-+\d.eE]+)", reason)
-    location = f"({float(found.group(1)):.6f}, {float(found.group(2)):.6f})" if found else reason
-    return rings[0].describe(), "?", location
+    if not found:
+        return rings[0].describe(), reason, "?"
+    where = np.array([float(found.group(1)), float(found.group(2))])
+    nearest = min(rings, key=lambda r: float(np.min(np.abs(r.lonlat - where).sum(axis=1))))
+    return nearest.describe(), reason[:found.start()].strip(), f"({where[0]:.6f}, {where[1]:.6f})"
 
 
 def _fmt_bounds(bounds: Iterable[float]) -> str:

@@ -19,7 +19,13 @@ import shapely
 from affine import Affine
 
 from multiplan.ingest import load_plan
-from multiplan.sitecheck import SCHEMA_VERSION, canonical_json, check_site, content_hash, report_schema
+from multiplan.sitecheck import (
+    SCHEMA_VERSION,
+    canonical_json,
+    check_site,
+    content_hash,
+    report_schema,
+)
 from multiplan.store import open_store
 
 GEOD = pyproj.Geod(ellps="GRS80")

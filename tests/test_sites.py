@@ -15,6 +15,7 @@ import shapely
 
 from multiplan.crs import ellipsoidal_area
 from multiplan.errors import ArchiveError, CRSError, InputError
+from multiplan.i18n import message
 from multiplan.sites import SITE_MAX_AREA_M2, SiteInput, read_site, site_from_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "sites"
@@ -45,7 +46,8 @@ def _ring_text(xs, ys, sep=" ", join=", ") -> str:
 
 def _feature_collection(coords: list, crs: str | None = None, geometry_type: str = "Polygon") -> dict:
     doc: dict = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"项目代码": CODE}, "geometry": {"type": geometry_type, "coordinates": coords}}]}
+        {"type": "Feature", "properties": {"项目代码": CODE},
+         "geometry": {"type": geometry_type, "coordinates": coords}}]}
     if crs:
         doc["crs"] = {"type": "name", "properties": {"name": crs}}
     return doc
@@ -108,7 +110,9 @@ def w_ewkt_txt(tmp: Path) -> Path:
 
 
 def w_shapefile(tmp: Path) -> Path:
-    frame = gpd.GeoDataFrame({"项目代码": [CODE]}, geometry=[shapely.Polygon(zip(EAST, NORTH))], crs=4525)
+    # .dbf field names hold 10 bytes: 项目代码 would be cut in the middle of a character
+    outline = shapely.Polygon(np.column_stack([EAST, NORTH]))
+    frame = gpd.GeoDataFrame({"XMDM": [CODE], "名称": ["石岭"]}, geometry=[outline], crs=4525)
     pyogrio.write_dataframe(frame, tmp / "site.shp", encoding="UTF-8")
     return tmp / "site.shp"
 
@@ -155,8 +159,8 @@ def _dxf(*entities: list[str]) -> str:
 
 def w_dxf(tmp: Path) -> Path:
     # CAD draws X = easting; a title frame on another layer and an open line must not get in the way
-    frame = _dxf_polyline([37426000.0, 37427000.0, 37427000.0, 37426000.0], [2193000.0, 2193000.0, 2193500.0, 2193500.0],
-                          layer="图框")
+    frame = _dxf_polyline([37426000.0, 37427000.0, 37427000.0, 37426000.0],
+                          [2193000.0, 2193000.0, 2193500.0, 2193500.0], layer="图框")
     road = _dxf_polyline([37426300.0, 37426500.0], [2193100.0, 2193100.0], closed=False, layer="道路")
     return _write(tmp / "site.dxf", _dxf(frame, _dxf_polyline(EAST, NORTH, layer="用地红线"), road), "gbk")
 
@@ -207,13 +211,13 @@ def test_reference_geojson_is_not_a_guess(tmp_path):
 
 def test_declared_guessed_and_swapped_are_reported(tmp_path):
     shp = read_site(w_shapefile(tmp_path))
-    assert shp.crs == "EPSG:4525" and not shp.crs_guessed and shp.attributes["项目代码"] == CODE
+    assert shp.crs == "EPSG:4525" and not shp.crs_guessed and shp.attributes == {"XMDM": CODE, "名称": "石岭"}
     wkt = read_site(w_wkt_detected(tmp_path))
     assert wkt.crs == "EPSG:4525" and wkt.crs_guessed and any("4525" in n for n in wkt.notes)
     no_prefix = read_site(w_table_no_prefix(tmp_path))
     assert no_prefix.crs == "EPSG:4546" and no_prefix.crs_guessed
     swapped = read_site(w_table_easting_first(tmp_path))
-    assert any("X" in n and "northing" not in n for n in swapped.notes)  # zh note names the columns
+    assert message("site_note_axes", first="X", second="Y") in swapped.notes
     dxf = read_site(w_dxf(tmp_path))
     assert any("用地红线" in n for n in dxf.notes)
     zipped = read_site(w_zipped_shapefile(tmp_path))
@@ -226,7 +230,8 @@ def test_text_input(tmp_path):
     assert wkt.source_name == "WKT" and wkt.format == "wkt" and _same(wkt.geometry, ref.geometry)
     feature = json.dumps(_feature_collection([_closed(LON, LAT)])["features"][0])
     geo = site_from_text(feature)
-    assert geo.source_name == "GeoJSON" and geo.attributes == {"项目代码": CODE} and _same(geo.geometry, ref.geometry)
+    assert geo.source_name == "GeoJSON" and geo.attributes == {"项目代码": CODE}
+    assert _same(geo.geometry, ref.geometry)
     bare = site_from_text(json.dumps({"type": "Polygon", "coordinates": [_closed(EAST, NORTH)]}))
     assert bare.crs == "EPSG:4525" and bare.crs_guessed and _same(bare.geometry, ref.geometry)
 
@@ -239,7 +244,7 @@ def test_sample_table_reads_with_a_plausible_area():
     site = read_site(SAMPLE / "site_jzd.txt")
     assert site.format == "points" and site.crs == "EPSG:4525" and site.crs_guessed
     area = float(ellipsoidal_area(np.array([site.geometry]))[0])
-    planar = shapely.Polygon(zip(EAST, NORTH)).area  # Gauss-Kruger area: within 0.1 % this near the CM
+    planar = shapely.Polygon(np.column_stack([EAST, NORTH])).area  # Gauss-Kruger area: within 0.1 % this near the CM
     assert 1_000 < area < 1_000_000
     assert abs(area - planar) / planar < 1e-3
 
@@ -312,7 +317,8 @@ def test_dxf_rings_nest_by_size_not_drawing_order(tmp_path):
                 _dxf_polyline(*xy(OUTER[1:] + OUTER[:1])))
     site = read_site(_write(tmp_path / "plan.dxf", text))
     assert site.crs == "EPSG:4546" and _same(site.geometry, EXPECTED)
-    assert len(site.notes) >= 2  # guessed CRS, duplicate ring ignored, parts merged
+    assert message("site_note_duplicate", ring="4", same="3") in site.notes
+    assert message("site_note_parts", count=2) in site.notes
 
 
 # --------------------------------------------------------------------------------------------------
