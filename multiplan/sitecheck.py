@@ -33,7 +33,7 @@ from multiplan.conflicts import SNAP_GRID_DEG, select, slope_areas, slope_degree
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
-from multiplan.io import Raster, read_raster
+from multiplan.io import Raster
 from multiplan.rules import RuleSpec, load_rules
 from multiplan.rules.spec import ClassFilter
 from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
@@ -280,8 +280,10 @@ def _applies(rule: RuleSpec, use: str, specs: dict[str, LayerSpec]) -> bool:
             and set(rule.a.layers) <= set(_PLANNING_LAYERS) and "construction" in rule.a.where.groups)
 
 
-def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 2) -> Raster | None:
-    """The part of ``raster`` over ``bounds`` (raster CRS) plus ``pad`` cells, or None when outside it."""
+def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 2, window_only: bool = False
+          ) -> Any:
+    """The part of ``raster`` over ``bounds`` (raster CRS) plus ``pad`` cells, or None when outside it
+    (with ``window_only``, just its row and column ranges)."""
     window = rasterio.windows.from_bounds(*bounds, transform=raster.transform)
     rows, cols = raster.values.shape
     r0 = max(int(math.floor(window.row_off)) - pad, 0)
@@ -290,15 +292,50 @@ def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 
     c1 = min(int(math.ceil(window.col_off + window.width)) + pad, cols)
     if r0 >= r1 or c0 >= c1:
         return None
+    if window_only:
+        return (r0, r1), (c0, c1)
     return Raster(raster.values[r0:r1, c0:c1], raster.transform @ raster.transform.translation(c0, r0), raster.crs)
 
 
-def _terrain(site: _Site, dem: Raster | None) -> tuple[dict[str, Any], Raster | None]:
+def _read_window(path: str | Path, site: _Site) -> tuple[Raster | None, pyproj.CRS | None]:
+    """Only the DEM cells around the site (plus a margin for the slope), read from the file."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
+            bounds = shapely.bounds(_to_crs(site.geometry, crs))
+            whole = Raster(np.empty((src.height, src.width), dtype="float32"), src.transform, crs)
+            window = _crop(whole, bounds, pad=3, window_only=True)
+            if window is None:
+                return None, crs
+            (r0, r1), (c0, c1) = window
+            band = src.read(1, window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0), masked=True)
+            return Raster(band.astype("float64").filled(np.nan), src.transform @ src.transform.translation(c0, r0),
+                          crs), crs
+    except rasterio.errors.RasterioError as exc:
+        raise InputError("read_failed", file=Path(path).name, detail=str(exc)) from exc
+
+
+@lru_cache(maxsize=8)
+def _transformer_to(crs_wkt: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(STORAGE_CRS, pyproj.CRS.from_wkt(crs_wkt), always_xy=True)
+
+
+def _to_crs(geometry: shapely.Geometry, crs: pyproj.CRS) -> shapely.Geometry:
+    t = _transformer_to(crs.to_wkt())
+    return shapely.transform(geometry, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+
+
+def _terrain(site: _Site, dem: Raster | str | Path | None) -> tuple[dict[str, Any], Raster | None]:
     if dem is None:
         return {"status": "unknown", "reason": "no_dem"}, None
-    to_raster = pyproj.Transformer.from_crs(STORAGE_CRS, dem.crs, always_xy=True)
-    in_raster = shapely.transform(site.geometry, lambda c: np.column_stack(to_raster.transform(c[:, 0], c[:, 1])))
-    window = _crop(dem, shapely.bounds(in_raster))
+    if isinstance(dem, Raster):
+        in_raster = _to_crs(site.geometry, dem.crs)
+        window = _crop(dem, shapely.bounds(in_raster))
+    else:
+        window, crs = _read_window(dem, site)
+        in_raster = _to_crs(site.geometry, crs) if crs is not None else None
     if window is None:
         return {"status": "unknown", "reason": "outside_dem"}, None
     for all_touched in (False, True):  # a site smaller than a cell still gets the cells it touches
@@ -312,7 +349,7 @@ def _terrain(site: _Site, dem: Raster | None) -> tuple[dict[str, Any], Raster | 
     if not valid.any() or valid.mean() < 0.5:
         return {"status": "unknown", "reason": "dem_no_data", "cells": int(mask.sum())}, window
     elevation, slope = elevation[valid], slope[valid]
-    return {"status": "checked", "cells": int(valid.sum()), "cell_size": round(abs(dem.transform.a), 6),
+    return {"status": "checked", "cells": int(valid.sum()), "cell_size": round(abs(window.transform.a), 6),
             "elevation_min_m": round(float(elevation.min()), 3), "elevation_max_m": round(float(elevation.max()), 3),
             "elevation_mean_m": round(float(elevation.mean()), 3), "slope_mean_deg": round(float(slope.mean()), 3),
             "slope_max_deg": round(float(slope.max()), 3),
@@ -399,7 +436,8 @@ def _verdict(findings: list[dict]) -> tuple[str, list[str]]:
 
 
 def _site_geojson(geometry: shapely.Geometry) -> dict[str, Any]:
-    return json.loads(shapely.to_geojson(shapely.set_precision(geometry, 1e-9)))
+    # coordinates rounded to 1e-9° (0.1 mm) for stable bytes; no overlay, so nothing can fail here
+    return json.loads(shapely.to_geojson(shapely.transform(geometry, lambda c: np.round(c, 9))))
 
 
 def check_site(site: Any, store: PlanStore, as_of: str | None = None,
@@ -440,9 +478,7 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
     for lid, spec in sorted(specs.items()):
         if spec.network and lid in frames:
             networks += _networks(s, lid, spec, frames[lid], reach_m)
-    dem_source = (rasters or {}).get("dem")
-    dem = dem_source if isinstance(dem_source, Raster) else (read_raster(dem_source) if dem_source else None)
-    terrain, dem_window = _terrain(s, dem)
+    terrain, dem_window = _terrain(s, (rasters or {}).get("dem"))
 
     rules = load_rules()
     findings = [_rule_finding(rule, s, frames, missing, dem_window, terrain["status"])

@@ -261,6 +261,36 @@ def test_gbk_table_with_chinese_header(tmp_path):
     assert site.source_name == "界址点.txt" and _same(site.geometry, read_site(w_table_csv(tmp_path)).geometry)
 
 
+def _axis_tables() -> dict[str, str]:
+    rows = list(zip([p[0] for p in POINTS], NORTH, EAST, LON.tolist(), LAT.tolist(), strict=True))
+    return {
+        "header_y_x": "点号,Y,X\n" + "\n".join(f"{p},{n:.3f},{e:.3f}" for p, n, e, _, _ in rows),
+        "lat_lon_header": "点号,纬度,经度\n" + "\n".join(f"{p},{la!r},{lo!r}" for p, _, _, lo, la in rows),
+        "lon_lat_no_header": "\n".join(f"{p},{lo!r},{la!r}" for p, _, _, lo, la in rows),
+        "doubled_line_ends": "点号,X,Y\r\r\n" + "\r\r\n".join(f"{p},{n:.3f},{e:.3f}" for p, n, e, _, _ in rows),
+        "utf16_tabs": "点号\tX\tY\r\n" + "\r\n".join(f"{p}\t{n:.3f}\t{e:.3f}" for p, n, e, _, _ in rows),
+        "side_length_column": "\n".join(f"{p} {n:.3f} {e:.3f} 12.5" for p, n, e, _, _ in rows),
+    }
+
+
+@pytest.mark.parametrize("table", _axis_tables(), ids=str)
+def test_axis_order_and_layout_variants(tmp_path, table):
+    encoding = "utf-16" if table.startswith("utf16") else "utf-8"
+    path = tmp_path / f"{table}.txt"
+    path.write_bytes(_axis_tables()[table].encode(encoding))
+    assert _same(read_site(path).geometry, _reference(tmp_path).geometry, tol=1e-9)
+
+
+def test_header_decides_when_magnitudes_cannot(tmp_path):
+    # near the southern reefs northings have 6 digits like eastings: the header's E/N names decide
+    east, north = pyproj.Transformer.from_crs(4490, 4546, always_xy=True).transform([112.0, 112.002, 112.002],
+                                                                                   [9.5, 9.5, 9.502])
+    rows = "\n".join(f"J{i},{e:.3f},{n:.3f}" for i, (e, n) in enumerate(zip(east, north, strict=True)))
+    site = read_site(_write(tmp_path / "reef.csv", "点号,E,N\n" + rows), crs="EPSG:4546")
+    assert site.geometry.bounds == pytest.approx((112.0, 9.5, 112.002, 9.502), abs=1e-7)  # mm rounding
+    assert site.notes == ()
+
+
 # A site of two parcels in EPSG:4546 (CM 111E, no prefix): a 200 m square with a 50 m hole, and a 100 m square.
 E0, N0 = 430000.0, 2190000.0
 OUTER = [(N0, E0), (N0, E0 + 200), (N0 + 200, E0 + 200), (N0 + 200, E0)]
