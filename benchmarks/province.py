@@ -152,7 +152,8 @@ def sites(count: int, seed: int = 11) -> list[shapely.Polygon]:
         area_km2 = float(np.exp(rng.uniform(np.log(0.005), np.log(1.0))))
         vertices = int(rng.choice([4, 8, 16, 40, 100, 250, 500], p=[.2, .2, .2, .15, .1, .1, .05]))
         radius_m = np.sqrt(area_km2 * 1e6 / np.pi)
-        angles = np.sort(rng.uniform(0, 2 * np.pi, vertices))
+        step = 2 * np.pi / vertices  # jittered but ordered angles: a simple, star-shaped ring
+        angles = np.arange(vertices) * step + rng.uniform(0, 0.8 * step, vertices)
         radii = radius_m * rng.uniform(0.75, 1.0, vertices)
         cx, cy = rng.uniform([x0 + 0.1, y0 + 0.1], [x1 - 0.1, y1 - 0.1])
         dx = radii * np.cos(angles) / (111_320 * np.cos(np.radians(cy)))

@@ -51,14 +51,20 @@ class Detection:
         return float(ellipsoidal_area(np.array([shapely.union_all(self.patches.geometry.values)]))[0])
 
 
+def class_mask(unified: np.ndarray, original: np.ndarray, zone: np.ndarray, where: ClassFilter) -> np.ndarray:
+    """Which features (given by their unified, original and zone codes) a rule side's class filter picks."""
+    verdicts = {c: where.matches_unified(c) for c in set(unified)}  # a plan has few distinct codes
+    mask = np.fromiter((verdicts[c] for c in unified), dtype=bool, count=len(unified))
+    for values, allowed in ((original, where.original), (zone, where.zone)):
+        if allowed:  # set membership: codes may be None, which np.isin cannot sort with strings
+            mask &= np.fromiter((v in allowed for v in values), dtype=bool, count=len(values))
+    return mask
+
+
 def select(frame: gpd.GeoDataFrame, where: ClassFilter) -> gpd.GeoDataFrame:
     """The features of a plan version that a rule side's class filter picks."""
-    mask = np.array([where.matches_unified(c) for c in frame["ydyh_code"]], dtype=bool)
-    if where.original:
-        mask &= frame["orig_code"].isin(where.original).to_numpy()
-    if where.zone:
-        mask &= frame["zone_code"].isin(where.zone).to_numpy()
-    return frame[mask]
+    return frame[class_mask(*(frame[c].to_numpy(dtype=object) for c in ("ydyh_code", "orig_code", "zone_code")),
+                            where)]
 
 
 def _side(frames: dict[str, gpd.GeoDataFrame], layers: tuple[str, ...], where: ClassFilter) -> gpd.GeoDataFrame:

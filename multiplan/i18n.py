@@ -75,6 +75,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "check_not_found": ("没有编号为 {check} 的用地核查记录。", "There is no site check no. {check}."),
     "approval_no_site": ("审批项目 {code} 没有用地红线记录。请给出用地文件。", "Approval {code} has no site on record. Give a site file."),
     "site_not_polygon": ("项目用地必须是面(多边形),而不是 {got}。", "A project site must be a polygon, not {got}."),
+    "site_invalid": ("项目用地图形无效({reason})。请通过 check-site 读入文件(会自动修复),或在 GIS 软件中修复。", "The site geometry is invalid ({reason}). Read it through check-site (which repairs what it can) or fix it in a GIS."),
     "site_bad_use": ("未知的项目类型 {use}。可用:{uses}。", "Unknown project use {use}. Uses: {uses}."),
     "store_write_failed": ("写入存储 {store} 失败,已回滚,存储未改变:{detail}", "Writing to store {store} failed and was rolled back; the store is unchanged: {detail}"),
     # site input

@@ -120,7 +120,7 @@ def _figures(report: dict[str, Any], store: PlanStore | None, lang: str) -> tupl
     handles = []
     if store is not None and report["plan_versions"]:
         versions = {k: v["version"] for k, v in report["plan_versions"].items()}
-        near = store.features_near(versions, view)
+        near = {layer: store.read_features(layer, number, bbox=view) for layer, number in versions.items()}
         base = next((lid for lid in ("overall", "land_use", "urban") if lid in near and not near[lid].empty), None)
         if base:
             frame = near[base]

@@ -22,14 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pyproj
 import rasterio.features
 import rasterio.windows
 import shapely
 
-from multiplan.conflicts import SNAP_GRID_DEG, select, slope_areas, slope_degrees
+from multiplan.conflicts import SNAP_GRID_DEG, class_mask, slope_areas, slope_degrees
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
@@ -37,7 +36,7 @@ from multiplan.io import Raster
 from multiplan.rules import RuleSpec, load_rules
 from multiplan.rules.spec import ClassFilter
 from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
-from multiplan.store.base import PlanStore, PlanVersion
+from multiplan.store.base import FeatureArrays, PlanStore, PlanVersion
 
 #: Version of the report's JSON layout (multiplan/data/site_report.schema.json); bump on any incompatible change.
 SCHEMA_VERSION = 1
@@ -74,6 +73,35 @@ class _Site:
         return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 
 
+@dataclass
+class _Layer:
+    """The features of one plan version near the site, and for polygon plans each one's part inside it."""
+
+    id: str
+    geoms: np.ndarray
+    key: np.ndarray
+    orig: np.ndarray
+    unified: np.ndarray
+    zone: np.ndarray
+    level: np.ndarray
+    area: np.ndarray
+    corridor: np.ndarray
+    inside: np.ndarray | None = None  # polygon plans: each feature's part inside the site, None if not computed
+
+    @classmethod
+    def of(cls, layer: str, arrays: FeatureArrays) -> _Layer:
+        return cls(layer, arrays.geoms, arrays.key, arrays.orig, arrays.unified, arrays.zone, arrays.level,
+                   arrays.area, arrays.corridor)
+
+    def take(self, mask: np.ndarray) -> _Layer:
+        return _Layer(self.id, *(a[mask] for a in (self.geoms, self.key, self.orig, self.unified, self.zone,
+                                                   self.level, self.area, self.corridor)),
+                      inside=None if self.inside is None else self.inside[mask])
+
+    def where(self, where: ClassFilter) -> _Layer:
+        return self.take(class_mask(self.unified, self.orig, self.zone, where))
+
+
 def versions_as_of(store: PlanStore, as_of: str | None = None) -> dict[str, PlanVersion]:
     """The version of each layer that was current at the end of day ``as_of`` (YYYY-MM-DD); now if None."""
     chosen: dict[str, PlanVersion] = {}
@@ -87,6 +115,8 @@ def versions_as_of(store: PlanStore, as_of: str | None = None) -> dict[str, Plan
 def _site(geometry: shapely.Geometry) -> _Site:
     if geometry is None or geometry.is_empty or shapely.get_type_id(geometry) not in (3, 6):
         raise InputError("site_not_polygon", got=getattr(geometry, "geom_type", "None"))
+    if not shapely.is_valid(geometry):  # read_site repairs what can be repaired; a raw polygon must be valid
+        raise InputError("site_invalid", reason=shapely.is_valid_reason(geometry))
     # the 3-degree Gauss-Kruger zone, as the conflict engine buffers corridors: distances are then measured
     # on the ellipsoid between the nearest points found there
     epsg = 4546 if shapely.centroid(geometry).x >= 109.5 else 4545
@@ -153,30 +183,65 @@ def _class_name(spec: LayerSpec, orig: str | None, unified: str | None, names: d
     return {"zh": zh or (orig or ""), "en": en or (orig or "")}
 
 
-def _layer_overlaps(site: _Site, layer: str, spec: LayerSpec, frame: gpd.GeoDataFrame,
+def _clip(site: _Site, geoms: np.ndarray) -> np.ndarray:
+    """Each feature's part inside the site, polygonal; None where GEOS could not compute it."""
+    try:
+        clipped = shapely.intersection(geoms, site.geometry)
+    except shapely.errors.GEOSException:
+        clipped = np.array([_robust(shapely.intersection, g, site.geometry) for g in geoms], dtype=object)
+    return np.array([None if c is None else (c if shapely.get_type_id(c) in (3, 6) else _polygonal(c))
+                     for c in clipped], dtype=object)
+
+
+def _inside_union(chosen: _Layer) -> shapely.Geometry | None:
+    """The union of the chosen features' parts inside the site; None when one of them could not be computed."""
+    parts = chosen.inside if chosen.inside is not None else np.array([], dtype=object)
+    if any(p is None for p in parts):
+        return None
+    return _robust(lambda a, b, **kw: shapely.union_all(a, **kw), parts, None) if len(parts) else shapely.MultiPolygon()
+
+
+def _settle_overlaps(layer: _Layer) -> tuple[np.ndarray, list[dict]]:
+    """The features' parts inside the site where a plan's own polygons overlap: the first feature (by
+    feature number) keeps the area, so the shares of one plan add up to its cover of the site."""
+    assert layer.inside is not None
+    pieces = layer.inside.copy()
+    ok = np.array([p is not None for p in pieces], dtype=bool)
+    unknown = [{"layer": layer.id, "feature": str(k), "reason": "geometry_failed"} for k in layer.key[~ok]]
+    # in-plan overlaps are rare (a data error caught at load): only then settle them piece by piece
+    tree = shapely.STRtree(np.where(ok, pieces, None))
+    left, right = tree.query(np.where(ok, pieces, None), predicate="intersects")
+    pairs = left < right
+    if pairs.any() and shapely.relate_pattern(pieces[left[pairs]], pieces[right[pairs]], "2********").any():
+        covered = shapely.MultiPolygon()
+        for i in np.flatnonzero(ok):
+            piece = _robust(shapely.difference, pieces[i], covered)
+            if piece is None:
+                unknown.append({"layer": layer.id, "feature": str(layer.key[i]), "reason": "geometry_failed"})
+                pieces[i] = None
+                continue
+            pieces[i] = _polygonal(piece)
+            covered = _polygonal(_robust(shapely.union, covered, pieces[i]))
+    return pieces, unknown
+
+
+def _layer_overlaps(site: _Site, plan: _Layer, spec: LayerSpec,
                     names: dict[str, tuple[str, str]]) -> tuple[list[dict], dict, list[dict]]:
-    """Per class of one polygon plan: the site's area in it. Where a plan's own polygons overlap, the first
-    feature (by feature number) keeps the area, so the shares of one plan add up to its cover of the site."""
-    covered = shapely.MultiPolygon()
+    """Per class of one polygon plan: the site's area in it; the shares of one plan add up to its cover."""
+    layer = plan.id
+    pieces, unknown = _settle_overlaps(plan)
+    areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces],
+                                      dtype=object)) if len(pieces) else np.zeros(0)
     groups: dict[tuple, dict[str, Any]] = {}
-    unknown = []
-    for row, geom in zip(frame.itertuples(index=False), frame.geometry.values, strict=True):
-        clipped = _robust(shapely.intersection, geom, site.geometry)
-        piece = None if clipped is None else _robust(shapely.difference, _polygonal(clipped), covered)
-        if piece is None:
-            unknown.append({"layer": layer, "feature": str(row.feature_key), "reason": "geometry_failed"})
-            continue
-        piece = _polygonal(piece)
-        area = _area(piece)
-        if area <= 0:
-            continue
-        covered = _polygonal(_robust(shapely.union, covered, piece))
-        key = (row.orig_code, row.ydyh_code, row.zone_code)
+    columns = (plan.orig, plan.unified, plan.zone, plan.key)
+    patch_areas = plan.area
+    for i in np.flatnonzero(areas > 0):
+        key = (columns[0][i], columns[1][i], columns[2][i])
         group = groups.setdefault(key, {"area": 0.0, "features": set(), "patch_area": 0.0})
-        group["area"] += area
-        if row.feature_key not in group["features"]:
-            group["features"].add(row.feature_key)
-            group["patch_area"] += float(row.area_m2)
+        group["area"] += float(areas[i])
+        if columns[3][i] not in group["features"]:
+            group["features"].add(columns[3][i])
+            group["patch_area"] += float(patch_areas[i])
     rows = []
     for (orig, unified, zone), g in sorted(groups.items(), key=lambda kv: (-kv[1]["area"], str(kv[0]))):
         zone_name = spec.zone_field.values.get(zone) if spec.zone_field and zone else None
@@ -208,7 +273,7 @@ def _compliance(layer: str, overlaps: list[dict], site: _Site) -> dict[str, Any]
             **{f"{k}_percent": _pct(v, site.area_m2) for k, v in totals.items()}}
 
 
-def _control_lines(site: _Site, specs: dict[str, LayerSpec], frames: dict[str, gpd.GeoDataFrame],
+def _control_lines(site: _Site, specs: dict[str, LayerSpec], plans: dict[str, _Layer],
                    missing: set[str]) -> list[dict]:
     out = []
     for layer, spec in sorted(specs.items()):
@@ -218,10 +283,8 @@ def _control_lines(site: _Site, specs: dict[str, LayerSpec], frames: dict[str, g
                 out.append({**entry, "position": "unknown", "reason": "layer_missing", "inside_m2": None,
                             "inside_percent": None})
                 continue
-            frame = frames[layer]
-            chosen = frame[frame["zone_code"].isin(line["zone"])] if line.get("zone") else frame
-            inside = _robust(shapely.intersection, shapely.union_all(chosen.geometry.values), site.geometry) \
-                if len(chosen) else shapely.MultiPolygon()
+            plan = plans[layer]
+            inside = _inside_union(plan.where(ClassFilter(zone=tuple(line["zone"]))) if line.get("zone") else plan)
             if inside is None:
                 out.append({**entry, "position": "unknown", "reason": "geometry_failed", "inside_m2": None,
                             "inside_percent": None})
@@ -234,18 +297,17 @@ def _control_lines(site: _Site, specs: dict[str, LayerSpec], frames: dict[str, g
     return out
 
 
-def _networks(site: _Site, layer: str, spec: LayerSpec, frame: gpd.GeoDataFrame, reach_m: float) -> list[dict]:
+def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> list[dict]:
     """Network lines within ``reach_m`` of the site: geodesic distance, length inside, corridor area inside."""
-    if frame.empty:
+    if not len(plan.geoms):
         return []
-    lines = frame.geometry.values
+    lines = plan.geoms
     # segments are straight in lon/lat as stored: densify so they keep that shape in metres
     metric_lines = site.project(shapely.segmentize(lines, 0.0005))
     metric_site = site.project(np.array([site.geometry]))[0]
     near = shapely.distance(metric_lines, metric_site) <= reach_m
     out = []
     for i in np.flatnonzero(near):
-        row = frame.iloc[i]
         touches = bool(shapely.intersects(lines[i], site.geometry))
         if touches:
             distance = 0.0
@@ -254,13 +316,13 @@ def _networks(site: _Site, layer: str, spec: LayerSpec, frame: gpd.GeoDataFrame,
             (x0, y0), (x1, y1) = ends.coords[0], ends.coords[-1]
             distance = float(_GEOD.inv(x0, y0, x1, y1)[2])
         inside = shapely.intersection(lines[i], site.geometry) if touches else None
-        width = float(row["corridor_m"]) if row["corridor_m"] == row["corridor_m"] else 0.0
+        width = float(plan.corridor[i]) if np.isfinite(plan.corridor[i]) else 0.0
         corridor_area = 0.0
         if width > 0:
             corridor = site.unproject(np.array([shapely.buffer(metric_lines[i], width / 2)]))[0]
             corridor_area = _area(_polygonal(_robust(shapely.intersection, corridor, site.geometry)))
-        out.append({"layer": layer, "title": {"zh": spec.title_zh, "en": spec.title_en},
-                    "feature": str(row["feature_key"]), "class_code": row["orig_code"], "level": row["level"],
+        out.append({"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en},
+                    "feature": str(plan.key[i]), "class_code": plan.orig[i], "level": plan.level[i],
                     "corridor_m": round(width, 3), "distance_m": round(distance, 4),
                     "length_inside_m": round(float(geodesic_length(np.array([inside]))[0]) if inside is not None
                                              and not inside.is_empty else 0.0, 4),
@@ -358,7 +420,7 @@ def _terrain(site: _Site, dem: Raster | str | Path | None) -> tuple[dict[str, An
             "no_data_percent": round(100.0 * (1 - float(valid.mean())), 4)}, window
 
 
-def _rule_finding(rule: RuleSpec, site: _Site, frames: dict[str, gpd.GeoDataFrame], missing: set[str],
+def _rule_finding(rule: RuleSpec, site: _Site, plans: dict[str, _Layer], missing: set[str],
                   dem_window: Raster | None, dem_status: str) -> dict[str, Any]:
     base = {"rule": rule.id, "rule_version": rule.version, "kind": rule.kind, "severity": rule.severity,
             "title": {"zh": rule.title_zh, "en": rule.title_en}, "basis": rule.basis, "message": rule.message,
@@ -376,9 +438,12 @@ def _rule_finding(rule: RuleSpec, site: _Site, frames: dict[str, gpd.GeoDataFram
         absent = [lid for lid in layers if lid in missing]
         if absent:
             return {**base, "status": "unknown", "reason": "layer_missing", "layers": absent, "area_m2": None}
-        chosen = [select(frames[lid], rule.b.where) for lid in layers]
-        geoms = np.concatenate([c.geometry.values for c in chosen]) if chosen else np.array([])
-        constraint = shapely.union_all(geoms) if len(geoms) else shapely.MultiPolygon()
+        chosen = [plans[lid].where(rule.b.where) for lid in layers]
+        parts = [_inside_union(c) for c in chosen]
+        constraint = None if any(p is None for p in parts) else _robust(
+            lambda a, b, **kw: shapely.union_all(a, **kw), np.array(parts, dtype=object), None)
+    if constraint is None:
+        return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
     op = shapely.difference if rule.kind == "containment" else shapely.intersection
     piece = _robust(op, site.geometry, constraint)
     if piece is None:
@@ -387,8 +452,8 @@ def _rule_finding(rule: RuleSpec, site: _Site, frames: dict[str, gpd.GeoDataFram
     features = []
     if rule.kind in ("overlap", "corridor") and area > 0:
         for lid, c in zip(layers, chosen, strict=True):
-            hit = c[shapely.intersects(c.geometry.values, site.geometry)]
-            features += [f"{lid}:{k}" for k in hit["feature_key"]]
+            assert c.inside is not None
+            features += [f"{lid}:{k}" for k, part in zip(c.key, c.inside, strict=True) if _area(part) > 0]
     min_area = float(rule.tolerance.get("min_area_m2", 0.0))
     status = "hit" if area >= min_area and area > 0 else ("suppressed" if area > 0 else "clear")
     return {**base, "status": status, "area_m2": _m2(area), "site_percent": _pct(area, site.area_m2),
@@ -452,14 +517,15 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
     names = {c: (u.name_zh, u.name_en) for c, u in unified_classes().items()}
     versions = versions_as_of(store, as_of)
     bbox = _reach_bbox(s, reach_m)
-    frames: dict[str, gpd.GeoDataFrame] = {}
+    plans: dict[str, _Layer] = {}
     missing = {lid for lid in specs if lid not in versions}
     near = store.features_near({lid: v.version for lid, v in versions.items()}, bbox)
     for lid in sorted(versions):
-        frame = near[lid]
+        plan = _Layer.of(lid, near[lid])
         if specs[lid].geometry == "polygon":
-            frame = frame[shapely.intersects(frame.geometry.values, s.geometry)]
-        frames[lid] = frame.reset_index(drop=True)
+            plan = plan.take(shapely.intersects(plan.geoms, s.geometry))
+            plan.inside = _clip(s, plan.geoms)
+        plans[lid] = plan
 
     overlaps, layers, unknown = [], [], []
     for lid, spec in sorted(specs.items()):
@@ -468,7 +534,7 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
         if lid in missing:
             layers.append({"layer": lid, "title": {"zh": spec.title_zh, "en": spec.title_en}, "status": "missing"})
             continue
-        rows, summary, failed = _layer_overlaps(s, lid, spec, frames[lid], names)
+        rows, summary, failed = _layer_overlaps(s, plans[lid], spec, names)
         overlaps += rows
         layers.append(summary)
         unknown += failed
@@ -476,12 +542,12 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
                   for lid in _PLANNING_LAYERS if lid not in missing]
     networks = []
     for lid, spec in sorted(specs.items()):
-        if spec.network and lid in frames:
-            networks += _networks(s, lid, spec, frames[lid], reach_m)
+        if spec.network and lid in plans:
+            networks += _networks(s, plans[lid], spec, reach_m)
     terrain, dem_window = _terrain(s, (rasters or {}).get("dem"))
 
     rules = load_rules()
-    findings = [_rule_finding(rule, s, frames, missing, dem_window, terrain["status"])
+    findings = [_rule_finding(rule, s, plans, missing, dem_window, terrain["status"])
                 for _, rule in sorted(rules.items()) if _applies(rule, project_use, specs)]
     conflicts, run_id = _conflicts(store, s)
     verdict, because = _verdict(findings)
@@ -498,7 +564,7 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
         "missing_layers": sorted(missing),
         "rule_set_sha256": rule_set_hash(rules), "detection_run": run_id,
         "layers": layers, "overlaps": overlaps, "compliance": compliance,
-        "control_lines": _control_lines(s, specs, frames, missing),
+        "control_lines": _control_lines(s, specs, plans, missing),
         "networks": networks, "terrain": terrain,
         "findings": [f for f in findings if f["status"] in ("hit", "unknown")],
         "rules_applied": [{"rule": f["rule"], "status": f["status"], "area_m2": f["area_m2"]} for f in findings],

@@ -107,6 +107,35 @@ def keep_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return frame
 
 
+@dataclass
+class FeatureArrays:
+    """Features of one plan version as plain arrays, in feature order: what site checks work on (pandas
+    would cost more than the geometry on a few dozen features)."""
+
+    geoms: np.ndarray     # shapely geometries, EPSG:4490
+    key: np.ndarray       # feature_key
+    orig: np.ndarray      # orig_code
+    unified: np.ndarray   # ydyh_code
+    zone: np.ndarray      # zone_code
+    level: np.ndarray
+    area: np.ndarray      # area_m2 of the whole feature
+    corridor: np.ndarray  # corridor_m (NaN when none)
+
+    COLUMNS = ("feature_key", "orig_code", "ydyh_code", "zone_code", "level", "area_m2", "corridor_m")
+
+    @classmethod
+    def from_frame(cls, frame: gpd.GeoDataFrame) -> FeatureArrays:
+        def col(name: str) -> np.ndarray:
+            return np.array([v if isinstance(v, str) else None for v in frame[name]], dtype=object)
+        return cls(np.asarray(frame.geometry.values, dtype=object), col("feature_key"), col("orig_code"),
+                   col("ydyh_code"), col("zone_code"), col("level"), frame["area_m2"].to_numpy(dtype=float),
+                   frame["corridor_m"].to_numpy(dtype=float))
+
+    def take(self, index: np.ndarray) -> FeatureArrays:
+        return FeatureArrays(*(getattr(self, f)[index] for f in ("geoms", "key", "orig", "unified", "zone", "level",
+                                                                 "area", "corridor")))
+
+
 class LoadSession(ABC):
     """Staged features of one load. Nothing is visible until :meth:`commit`."""
 
@@ -147,9 +176,10 @@ class PlanStore(ABC):
                       ) -> gpd.GeoDataFrame: ...
 
     def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
-                      ) -> dict[str, gpd.GeoDataFrame]:
+                      ) -> dict[str, FeatureArrays]:
         """The features of each ``{layer: version}`` whose bounding boxes meet ``bbox``: what a site check reads."""
-        return {layer: self.read_features(layer, number, bbox=bbox) for layer, number in versions.items()}
+        return {layer: FeatureArrays.from_frame(self.read_features(layer, number, bbox=bbox))
+                for layer, number in versions.items()}
 
     @abstractmethod
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]: ...

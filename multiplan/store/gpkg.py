@@ -35,6 +35,7 @@ from multiplan.store.base import (
     RECORD_KEYS,
     RECORD_TABLES,
     AuditEntry,
+    FeatureArrays,
     LedgerTransaction,
     LoadMeta,
     LoadSession,
@@ -55,7 +56,7 @@ from multiplan.store.base import (
 BUSY_TIMEOUT_S = 600
 #: Plan versions held in memory for site checks (12 layers, and room for as-of checks against older ones).
 _VERSION_CACHE_SIZE = 36
-_VERSION_CACHE: dict[tuple, tuple[gpd.GeoDataFrame, shapely.STRtree]] = {}
+_VERSION_CACHE: dict[tuple, tuple[FeatureArrays, shapely.STRtree]] = {}
 PATCH_TABLE = "conflict_patches"
 _STAGE = "stage"
 _BBOX = ("_minx", "_maxx", "_miny", "_maxy")
@@ -104,6 +105,8 @@ class GpkgStore(PlanStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.url = str(self.path)
+        self._versions_stamp: tuple | None = None
+        self._versions_cache: list[PlanVersion] = []
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -181,12 +184,17 @@ class GpkgStore(PlanStore):
     # -- queries ---------------------------------------------------------------------------
     def versions(self, layer: str | None = None) -> list[PlanVersion]:
         self._require_init()
-        with self._connect() as con:
-            if layer:
-                rows = con.execute("SELECT * FROM mp_plan_versions WHERE layer=? ORDER BY version", (layer,))
-            else:
+        con = self._connect()
+        try:
+            # versions are only ever added: their count and newest load time tell whether the cache is current
+            stamp = tuple(con.execute("SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions").fetchone())
+            if stamp != self._versions_stamp:
                 rows = con.execute("SELECT * FROM mp_plan_versions ORDER BY layer, version")
-            return [version_from_row(dict(r)) for r in rows]
+                self._versions_cache = [version_from_row(dict(r)) for r in rows]
+                self._versions_stamp = stamp
+        finally:
+            con.close()
+        return [v for v in self._versions_cache if layer in (None, v.layer)]
 
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame:
@@ -196,7 +204,7 @@ class GpkgStore(PlanStore):
         return normalise_read_frame(frame.sort_values("feature_no"))
 
     def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
-                      ) -> dict[str, gpd.GeoDataFrame]:
+                      ) -> dict[str, FeatureArrays]:
         """Served from whole versions held in memory with their STRtrees: versions never change, so a cached
         one is never stale, and an embedded store answers site checks without reading the file each time."""
         known = {(v.layer, v.version): v for v in self.versions()}
@@ -208,10 +216,10 @@ class GpkgStore(PlanStore):
             if key not in _VERSION_CACHE:
                 if len(_VERSION_CACHE) >= _VERSION_CACHE_SIZE:
                     _VERSION_CACHE.pop(next(iter(_VERSION_CACHE)))
-                frame = self.read_features(layer, number)
-                _VERSION_CACHE[key] = (frame, shapely.STRtree(frame.geometry.values))
-            frame, tree = _VERSION_CACHE[key]
-            out[layer] = frame.iloc[np.sort(tree.query(box))]
+                arrays = FeatureArrays.from_frame(self.read_features(layer, number))
+                _VERSION_CACHE[key] = (arrays, shapely.STRtree(arrays.geoms))
+            arrays, tree = _VERSION_CACHE[key]
+            out[layer] = arrays.take(np.sort(tree.query(box)))
         return out
 
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:

@@ -35,6 +35,7 @@ from multiplan.store.base import (
     RECORD_KEYS,
     RECORD_TABLES,
     AuditEntry,
+    FeatureArrays,
     LedgerTransaction,
     LoadMeta,
     LoadSession,
@@ -181,6 +182,9 @@ class PostgisStore(PlanStore):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = sa.create_engine(_sqlalchemy_url(url), pool_pre_ping=True)
+        self._versions_stamp: tuple | None = None
+        self._versions_cache: list[PlanVersion] = []
+        self._ready = False
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -193,10 +197,13 @@ class PostgisStore(PlanStore):
                                detail=str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
 
     def _require_init(self, conn: sa.Connection) -> None:
+        if self._ready:  # checked once per store object: a schema does not go away under a running program
+            return
         if conn.exec_driver_sql(_IN_OWN_SCHEMA.format(table="mp_plan_versions")).scalar() is None:
             raise StorageError("store_not_initialised", store=self._safe_url())
         schema = conn.exec_driver_sql("SELECT MAX(id) FROM mp_schema_migrations").scalar()
         check_schema_version(self._safe_url(), schema, len(MIGRATIONS))
+        self._ready = True
 
     def init(self) -> list[str]:
         applied = []
@@ -222,8 +229,13 @@ class PostgisStore(PlanStore):
     def versions(self, layer: str | None = None) -> list[PlanVersion]:
         with self._connect() as conn:
             self._require_init(conn)
-            sql = "SELECT * FROM mp_plan_versions" + (" WHERE layer = :l" if layer else "") + " ORDER BY layer, version"
-            return [version_from_row(dict(r._mapping)) for r in conn.execute(sa.text(sql), {"l": layer})]
+            # versions are only ever added: their count and newest load time tell whether the cache is current
+            stamp = tuple(conn.exec_driver_sql("SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions").one())
+            if stamp != self._versions_stamp:
+                rows = conn.exec_driver_sql("SELECT * FROM mp_plan_versions ORDER BY layer, version")
+                self._versions_cache = [version_from_row(dict(r._mapping)) for r in rows]
+                self._versions_stamp = stamp
+        return [v for v in self._versions_cache if layer in (None, v.layer)]
 
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame:
@@ -239,22 +251,32 @@ class PostgisStore(PlanStore):
         return normalise_read_frame(frame.rename_geometry("geometry"))
 
     def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
-                      ) -> dict[str, gpd.GeoDataFrame]:
+                      ) -> dict[str, FeatureArrays]:
         """One round trip: each layer's partition queried through its GiST index, the results stacked."""
         if not versions:
             return {}
-        cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
+        cols = ", ".join(FeatureArrays.COLUMNS)
         parts, params = [], {k: float(v) for k, v in zip(("x0", "y0", "x1", "y1"), bbox, strict=True)}
-        for i, (layer, number) in enumerate(sorted(versions.items())):
-            parts.append(f"(SELECT {i} AS layer_no, {cols} FROM {feature_table(layer)} WHERE version = :v{i} "
+        layers = sorted(versions)
+        for i, layer in enumerate(layers):
+            parts.append(f"(SELECT {i} AS layer_no, feature_no, {cols}, ST_AsBinary(geom) AS wkb "
+                         f"FROM {feature_table(layer)} WHERE version = :v{i} "
                          "AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
-            params[f"v{i}"] = int(number)
+            params[f"v{i}"] = int(versions[layer])
         with self._connect() as conn:
-            frame = gpd.read_postgis(sa.text(" UNION ALL ".join(parts) + " ORDER BY layer_no, feature_no"), conn,
-                                     geom_col="geom", params=params)
-        frame = frame.rename_geometry("geometry")
-        return {layer: normalise_read_frame(frame[frame["layer_no"] == i].drop(columns="layer_no"))
-                for i, layer in enumerate(sorted(versions))}
+            rows = conn.execute(sa.text(" UNION ALL ".join(parts) + " ORDER BY layer_no, feature_no"), params).all()
+        layer_no = np.fromiter((r[0] for r in rows), dtype=int, count=len(rows))
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (len(FeatureArrays.COLUMNS) + 3)
+        geoms = shapely.from_wkb(np.array([bytes(w) for w in columns[-1]], dtype=object)) if rows \
+            else np.array([], dtype=object)
+
+        def obj(j: int) -> np.ndarray:
+            return np.array(columns[j], dtype=object)
+        def num(j: int) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in columns[j]], dtype=float)
+        everything = FeatureArrays(np.asarray(geoms, dtype=object), obj(2), obj(3), obj(4), obj(5), obj(6), num(7),
+                                   num(8))
+        return {layer: everything.take(np.flatnonzero(layer_no == i)) for i, layer in enumerate(layers)}
 
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         with self._connect() as conn:
