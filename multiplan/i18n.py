@@ -76,6 +76,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "approval_no_site": ("审批项目 {code} 没有用地红线记录。请给出用地文件。", "Approval {code} has no site on record. Give a site file."),
     "site_not_polygon": ("项目用地必须是面(多边形),而不是 {got}。", "A project site must be a polygon, not {got}."),
     "site_invalid": ("项目用地图形无效({reason})。请通过 check-site 读入文件(会自动修复),或在 GIS 软件中修复。", "The site geometry is invalid ({reason}). Read it through check-site (which repairs what it can) or fix it in a GIS."),
+    # users
+    "user_bad_name": ("用户名 {name} 不合规(2–64 个字母、数字或 . - _ @)。", "User name {name} is not allowed (2-64 letters, digits or . - _ @)."),
+    "user_bad_role": ("未知角色 {role}。可用角色:{roles}。", "Unknown role {role}. Roles: {roles}."),
+    "user_short_password": ("密码至少需要 {minimum} 个字符。", "A password needs at least {minimum} characters."),
+    "user_exists": ("用户 {name} 已存在。", "User {name} already exists."),
+    "user_not_found": ("没有用户 {name}。", "There is no user {name}."),
     "site_bad_use": ("未知的项目类型 {use}。可用:{uses}。", "Unknown project use {use}. Uses: {uses}."),
     "store_write_failed": ("写入存储 {store} 失败,已回滚,存储未改变:{detail}", "Writing to store {store} failed and was rolled back; the store is unchanged: {detail}"),
     # site input

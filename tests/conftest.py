@@ -78,8 +78,78 @@ def demo_store(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("demo")
     path = folder / "demo.gpkg"
-    result = CliRunner().invoke(cli, ["--store", str(path), "demo", "--report-dir", str(folder / "report")])
+    result = CliRunner().invoke(cli, ["--store", str(path), "demo", "--no-serve", "--report-dir", str(folder / "report")])
     assert result.exit_code == 0, result.output
     assert "已入库 12 个规划版本" in result.output
     with open_store(str(path)) as store:
         yield store
+
+
+# -- the web application ---------------------------------------------------------------------------
+WEB_PASSWORD = "test-password-1"
+#: One account per role; the user name is the role's name.
+WEB_ROLES = ("viewer", "planner", "officer", "admin")
+
+
+def _add_web_users(url: str) -> None:
+    from multiplan import users
+    from multiplan.store import open_store
+
+    with open_store(url) as store:
+        known = {u["username"] for u in users.list_users(store)}
+        for role in WEB_ROLES:
+            if role in known:
+                users.update_user(store, role, "test", role=role, password=WEB_PASSWORD)
+            else:
+                users.add_user(store, role, WEB_PASSWORD, role, f"测试{role}", actor="test")
+
+
+@pytest.fixture(scope="session", params=["gpkg", pytest.param("postgis", marks=pytest.mark.postgis)])
+def web_store_url(request, demo_store, tmp_path_factory):
+    """A store of each kind holding the demo county (plans, conflicts, approvals and their checks) and one
+    user per role; shared by the web tests, which create their own records when they change anything."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("web")
+    if request.param == "gpkg":
+        url = str(folder / "web.gpkg")
+        shutil.copy(demo_store.url, url)
+        _add_web_users(url)
+        yield url
+        return
+    from click.testing import CliRunner
+
+    from multiplan.cli import cli, demo  # noqa: F401
+
+    base = _need_postgis()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema},public"
+    result = CliRunner().invoke(cli, ["--store", url, "demo", "--no-serve", "--report-dir", str(folder / "report")])
+    assert result.exit_code == 0, result.output
+    _add_web_users(url)
+    yield url
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def web_app(web_store_url):
+    from multiplan.cli.demo import SAMPLE_DIR
+    from web import create_app
+
+    return create_app({"STORE": web_store_url, "TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test",
+                       "DEM": str(SAMPLE_DIR / "dem.tif")})
+
+
+@pytest.fixture
+def client_as(web_app):
+    """``client_as(role)``: a test client logged in as the user of that role (``None``: not logged in)."""
+    def make(role):
+        client = web_app.test_client()
+        if role:
+            response = client.post("/login", data={"username": role, "password": WEB_PASSWORD})
+            assert response.status_code == 302, response.data
+        return client
+    return make

@@ -46,7 +46,7 @@ def cli(ctx: click.Context, store: str | None, lang: str) -> None:
 
 
 def main() -> None:
-    from multiplan.cli import demo, detect, plans, sites, specs  # noqa: F401  (registers the commands)
+    from multiplan.cli import demo, detect, plans, sites, specs, web  # noqa: F401  (registers the commands)
 
     cli(prog_name="multiplan")
 

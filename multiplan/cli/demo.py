@@ -24,9 +24,12 @@ SAMPLE_DIR = config.PROJECT_ROOT / "sample_data"
 @click.option("--fresh/--keep", default=True, help="Start from an empty store (default) or add versions to it.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("multiplan-report"),
               show_default=True, help="Where the conflict reports go.")
+@click.option("--serve/--no-serve", default=True, help="End by serving the web application on the demo store.")
+@click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_obj
-def demo_command(obj: dict[str, Any], data_dir: Path, fresh: bool, report_dir: Path) -> None:
-    """Load the sample county (all twelve layers), detect conflicts, write the reports."""
+def demo_command(obj: dict[str, Any], data_dir: Path, fresh: bool, report_dir: Path, serve: bool, port: int) -> None:
+    """Load the sample county (all twelve layers), detect conflicts, write the reports, check the sample
+    approvals' sites, then serve the web application (demo logins printed)."""
     zh = i18n.language() == "zh"
     manifest = yaml.safe_load((data_dir / "manifest.yaml").read_text("utf-8"))
     store_url = obj["store"] or config.setting("store")
@@ -52,6 +55,31 @@ def demo_command(obj: dict[str, Any], data_dir: Path, fresh: bool, report_dir: P
         for folder in write_reports(store, report_dir, i18n.language(), dem=dem):
             click.echo(("报告: " if zh else "report: ") + str(folder / "report.html"))
         _check_sample_approvals(store, data_dir / manifest["approvals"], dem, report_dir / "sites")
+        _demo_users(store)
+    if serve:
+        from multiplan.cli.web import serve as run_server
+
+        click.echo((f"网页: http://127.0.0.1:{port}/  (按 Ctrl+C 停止)" if zh
+                    else f"web application: http://127.0.0.1:{port}/  (Ctrl+C stops it)"), err=False)
+        run_server(store_url, "127.0.0.1", port, workers=1, threads=8, dem=str(dem))
+
+
+#: Demo accounts, one per role (the demo store only: real stores start with `multiplan users add`).
+DEMO_PASSWORD = "multiplan-demo"
+DEMO_USERS = (("admin", "admin", "管理员"), ("planner", "planner", "规划科 李明"), ("officer", "officer", "审批科 王海涛"),
+              ("viewer", "viewer", "查询用户"))
+
+
+def _demo_users(store: PlanStore) -> None:
+    from multiplan import users
+
+    zh = i18n.language() == "zh"
+    known = {u["username"] for u in users.list_users(store)}
+    for name, role, display in DEMO_USERS:
+        if name not in known:
+            users.add_user(store, name, DEMO_PASSWORD, role, display, actor="demo")
+    click.echo((f"演示账号(密码均为 {DEMO_PASSWORD}): " if zh else f"demo logins (password {DEMO_PASSWORD} for all): ")
+               + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS))
 
 
 def _check_sample_approvals(store: PlanStore, approvals: Path, dem: Path, out_dir: Path) -> None:

@@ -185,6 +185,10 @@ class PlanStore(ABC):
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]: ...
 
     @abstractmethod
+    def audit(self, action: str, actor: str, detail: dict[str, Any]) -> None:
+        """Append one entry to the audit trail (web actions, user administration)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # -- the conflict ledger -------------------------------------------------------------------
@@ -387,13 +391,24 @@ RECORD_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("site_area_m2", "double precision", "REAL"), ("as_of", "text", "TEXT"), ("site_wkb", "bytea", "BLOB"),
         ("report_json", "text", "TEXT")),
     "mp_check_conflicts": (("check_id", "bigint", "INTEGER"), ("conflict_id", "text", "TEXT")),
+    "mp_users": (
+        ("username", "text", "TEXT"), ("display_name", "text", "TEXT"), ("password_hash", "text", "TEXT"),
+        ("role", "text", "TEXT"), ("active", "bigint", "INTEGER"), ("created_at", "text", "TEXT"),
+        ("updated_at", "text", "TEXT")),
+    "mp_api_tokens": (
+        ("id", "bigint", "INTEGER"), ("token_sha256", "text", "TEXT"), ("username", "text", "TEXT"),
+        ("label", "text", "TEXT"), ("created_at", "text", "TEXT"), ("revoked_at", "text", "TEXT")),
 }
+#: Which schema migration creates which record tables.
+RECORD_MIGRATIONS = {3: ("mp_approvals", "mp_approval_events", "mp_site_checks", "mp_check_conflicts"),
+                     4: ("mp_users", "mp_api_tokens")}
 RECORD_KEYS = {"mp_approvals": "code", "mp_approval_events": "id", "mp_site_checks": "id",
-               "mp_check_conflicts": None}
+               "mp_check_conflicts": None, "mp_users": "username", "mp_api_tokens": "id"}
 APPEND_ONLY = {"mp_approval_events": "append-only", "mp_site_checks": "immutable",
                "mp_check_conflicts": "immutable"}
 RECORD_INDEXES = (("mp_approval_events", "code"), ("mp_site_checks", "approval_code"),
-                  ("mp_check_conflicts", "check_id"), ("mp_check_conflicts", "conflict_id"))
+                  ("mp_check_conflicts", "check_id"), ("mp_check_conflicts", "conflict_id"),
+                  ("mp_api_tokens", "token_sha256"))
 
 
 def record_columns(table: str) -> tuple[str, ...]:

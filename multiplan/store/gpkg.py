@@ -33,6 +33,7 @@ from multiplan.store.base import (
     PATCH_STORE_COLUMNS,
     RECORD_INDEXES,
     RECORD_KEYS,
+    RECORD_MIGRATIONS,
     RECORD_TABLES,
     AuditEntry,
     FeatureArrays,
@@ -222,6 +223,20 @@ class GpkgStore(PlanStore):
             out[layer] = arrays.take(np.sort(tree.query(box)))
         return out
 
+    def audit(self, action: str, actor: str, detail: dict[str, Any]) -> None:
+        self._require_init()
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            _audit(con, action, None, None, detail, actor)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         self._require_init()
         with self._connect() as con:
@@ -358,19 +373,26 @@ def _migrations() -> list[tuple[int, str, list[str]]]:
               *_immutable_triggers(PATCH_TABLE, "immutable: every run adds its own patches"),
               f'CREATE INDEX IF NOT EXISTS "{PATCH_TABLE}_run" ON "{PATCH_TABLE}" (run_id)',
               "CREATE INDEX IF NOT EXISTS mp_conflict_events_conflict ON mp_conflict_events (conflict_id)"]
+    return [(1, "plan layers, versions, audit trail", first), (2, "detection runs, conflict patches, ledger", second),
+            (3, "approval records, their events, site checks", _record_tables(3)),
+            (4, "users and API tokens", _record_tables(4))]
+
+
+def _record_tables(migration: int) -> list[str]:
     third = []
-    for table, columns in RECORD_TABLES.items():
+    for table in RECORD_MIGRATIONS[migration]:
+        columns = RECORD_TABLES[table]
         key = RECORD_KEYS[table]
         cols = [f"{name} {sqlite} PRIMARY KEY" + (" AUTOINCREMENT" if name == "id" else "") if name == key
                 else f"{name} {sqlite}" for name, _pg, sqlite in columns]
         third.append(f"CREATE TABLE {table} ({', '.join(cols)})")
         third.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description) "
                      f"VALUES ('{table}', 'attributes', '{table}', 'multiplan approvals')")
-    third += [f"CREATE INDEX {t}_{c} ON {t} ({c})" for t, c in RECORD_INDEXES]
+    third += [f"CREATE INDEX {t}_{c} ON {t} ({c})" for t, c in RECORD_INDEXES if t in RECORD_MIGRATIONS[migration]]
     for table, what in APPEND_ONLY.items():
-        third += _immutable_triggers(table, what)
-    return [(1, "plan layers, versions, audit trail", first), (2, "detection runs, conflict patches, ledger", second),
-            (3, "approval records, their events, site checks", third)]
+        if table in RECORD_MIGRATIONS[migration]:
+            third += _immutable_triggers(table, what)
+    return third
 
 
 def _empty_patch_frame() -> gpd.GeoDataFrame:

@@ -33,6 +33,7 @@ from multiplan.store.base import (
     PATCH_STORE_COLUMNS,
     RECORD_INDEXES,
     RECORD_KEYS,
+    RECORD_MIGRATIONS,
     RECORD_TABLES,
     AuditEntry,
     FeatureArrays,
@@ -131,10 +132,11 @@ def _migration_2(conn: sa.Connection) -> None:
                              f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
 
 
-def _records_metadata() -> sa.MetaData:
+def _records_metadata(migration: int) -> sa.MetaData:
     md = sa.MetaData()
     types = {"text": sa.Text, "bytea": sa.LargeBinary, "bigint": sa.BigInteger, "double precision": sa.Float}
-    for table, columns in RECORD_TABLES.items():
+    for table in RECORD_MIGRATIONS[migration]:
+        columns = RECORD_TABLES[table]
         key = RECORD_KEYS[table]
         cols = [sa.Column(name, types[pg], sa.Identity(), primary_key=True) if name == key == "id"
                 else sa.Column(name, types[pg], primary_key=name == key) for name, pg, _ in columns]
@@ -144,17 +146,19 @@ def _records_metadata() -> sa.MetaData:
     return md
 
 
-def _migration_3(conn: sa.Connection) -> None:
-    _records_metadata().create_all(conn, checkfirst=False)
+def _record_migration(migration: int, conn: sa.Connection) -> None:
+    _records_metadata(migration).create_all(conn, checkfirst=False)
     for table, what in APPEND_ONLY.items():
-        conn.exec_driver_sql(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
-                             f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
+        if table in RECORD_MIGRATIONS[migration]:
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                                 f"FOR EACH ROW EXECUTE FUNCTION mp_refuse_change('{what}')")
 
 
 #: Ordered schema migrations: (number, description, function run inside the init transaction).
 MIGRATIONS = [(1, "plan layers, versions, audit trail", _migration_1),
               (2, "detection runs, conflict patches, ledger", _migration_2),
-              (3, "approval records, their events, site checks", _migration_3)]
+              (3, "approval records, their events, site checks", partial(_record_migration, 3)),
+              (4, "users and API tokens", partial(_record_migration, 4))]
 PATCH_TABLE = "conflict_patches"
 # the store lives in the first schema of the search path; tables further down it are someone else's
 _IN_OWN_SCHEMA = "SELECT to_regclass(quote_ident(current_schema()) || '.{table}')"
@@ -277,6 +281,11 @@ class PostgisStore(PlanStore):
         everything = FeatureArrays(np.asarray(geoms, dtype=object), obj(2), obj(3), obj(4), obj(5), obj(6), num(7),
                                    num(8))
         return {layer: everything.take(np.flatnonzero(layer_no == i)) for i, layer in enumerate(layers)}
+
+    def audit(self, action: str, actor: str, detail: dict[str, Any]) -> None:
+        with self._connect() as conn, conn.begin():
+            self._require_init(conn)
+            _audit(conn, action, None, None, detail, actor)
 
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         with self._connect() as conn:

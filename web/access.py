@@ -1,0 +1,122 @@
+"""Who may do what: every view declares its roles with ``@requires``; one hook checks every request.
+
+A view without a declaration is refused (fail closed). Browsers authenticate with the session cookie
+(login form, CSRF on every form); system clients and GIS clients with ``Authorization: Bearer TOKEN``
+or HTTP Basic. Requests that change something are written to the store's audit trail.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
+
+from multiplan import users
+
+PUBLIC = "public"
+ANY_USER = ("viewer", "planner", "officer", "admin")
+#: Endpoint prefixes answered as JSON (and authenticated by token or Basic as well as the session).
+MACHINE_PREFIXES = ("/api/", "/ogc", "/tiles/")
+
+
+def requires(*roles: str) -> Callable:
+    """Declare who may call a view: role names, ``ANY_USER`` members, or ``PUBLIC``."""
+    def mark(view: Callable) -> Callable:
+        view._roles = frozenset(roles)  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+def wants_json() -> bool:
+    return request.path.startswith(MACHINE_PREFIXES) or request.accept_mimetypes.best == "application/json"
+
+
+def _credentials_user() -> tuple[dict[str, Any] | None, str | None]:
+    from web.store import get_store
+
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return users.token_user(get_store(), header[7:].strip()), "token"
+    if header.startswith("Basic "):
+        try:
+            name, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None, "basic"
+        return users.authenticate(get_store(), name, password), "basic"
+    if session.get("user"):
+        try:
+            user = users.get_user(get_store(), session["user"])
+        except LookupError:
+            return None, None
+        return (user if user["active"] else None), "session"
+    return None, None
+
+
+def allowed(user: dict[str, Any] | None, roles: frozenset[str]) -> bool:
+    if PUBLIC in roles:
+        return True
+    return user is not None and (user["role"] == "admin" or user["role"] in roles)
+
+
+def _check() -> Any:
+    if request.endpoint is None or request.endpoint == "static":
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    roles = getattr(view, "_roles", None)
+    if roles is None:
+        abort(403)
+    user, method = _credentials_user()
+    g.user, g.auth_method = user, method
+    if PUBLIC in roles:
+        return None
+    if user is None:
+        if wants_json():
+            response = jsonify({"error": "unauthorised", "message": "log in, or send a Bearer token"})
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="multiplan", Basic realm="multiplan"'
+            return response
+        return redirect(url_for("auth.login", next=request.full_path))
+    # a cookie alone must not change data through the machine interfaces (they have no CSRF token)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith(MACHINE_PREFIXES) \
+            and method == "session":
+        abort(403)
+    if not allowed(user, roles):
+        abort(403)
+    return None
+
+
+def _audit(response: Any) -> Any:
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.endpoint not in (None, "static"):
+        from web.store import get_store
+
+        user = getattr(g, "user", None)
+        actor = user["username"] if user else (request.form.get("username") or "anonymous")
+        try:
+            get_store().audit(f"web:{request.endpoint}", actor, {"method": request.method, "path": request.path,
+                                                                 "status": response.status_code})
+        except Exception:  # the audit must never turn a served answer into an error page
+            current_app.logger.exception("audit failed")
+    return response
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_check)
+    app.after_request(_audit)
+    app.after_request(_security_headers)
+
+    @app.context_processor
+    def _user() -> dict[str, Any]:
+        user = getattr(g, "user", None)
+        return {"current_user": user, "can": lambda *roles: allowed(user, frozenset(roles))}

@@ -1,0 +1,17 @@
+"""(being written)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from web.access import ANY_USER, requires
+
+bp = Blueprint("approvals", __name__, url_prefix="/approvals")
+
+
+@bp.route("/")
+@requires(*ANY_USER)
+def index() -> Any:
+    return "approvals"
