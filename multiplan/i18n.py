@@ -82,6 +82,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "user_short_password": ("密码至少需要 {minimum} 个字符。", "A password needs at least {minimum} characters."),
     "user_exists": ("用户 {name} 已存在。", "User {name} already exists."),
     "user_not_found": ("没有用户 {name}。", "There is no user {name}."),
+    "site_nothing_given": ("没有给出用地范围:请绘制、上传文件或粘贴坐标。", "No site was given: draw it, upload a file or paste coordinates."),
     "site_bad_use": ("未知的项目类型 {use}。可用:{uses}。", "Unknown project use {use}. Uses: {uses}."),
     "store_write_failed": ("写入存储 {store} 失败,已回滚,存储未改变:{detail}", "Writing to store {store} failed and was rolled back; the store is unchanged: {detail}"),
     # site input

@@ -550,3 +550,17 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
 
 def report_json(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False)
+
+
+#: What the notes of a load report mean, for the people who read it (zh, en).
+NOTE_TEXT = {
+    "prj_missing": ("没有 .prj 文件,坐标系由坐标范围识别", "no .prj file: the CRS was recognised from the coordinates"),
+    "prj_unusable": (".prj 文件内容无效(可能是下载失败的网页),坐标系由坐标范围识别",
+                     "the .prj holds no CRS (a failed download?): the CRS was recognised from the coordinates"),
+    "cpg_unusable": (".cpg 文件内容无效,编码由属性内容识别", "the .cpg holds no encoding: the encoding was detected from the attributes"),
+    "index_restored": ("缺少 .shx 索引,已从 .shp 重建", "the .shx index was missing and was rebuilt from the .shp"),
+    "deleted_records_skipped": (".dbf 中标记为删除的记录未入库(见 deleted_records)",
+                                "records flagged deleted in the .dbf were not loaded (see deleted_records)"),
+    "m_dropped": ("已去除 M 值", "M values dropped"),
+    "unclosed_ring": ("有未闭合的环,已闭合", "unclosed rings were closed"),
+}

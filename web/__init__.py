@@ -18,6 +18,8 @@ from multiplan import config
 #: Blueprints, by module name under web/ (each module defines ``bp``).
 BLUEPRINTS = ("auth", "viewer", "plans", "conflicts", "sitecheck", "approvals", "stats", "admin", "api", "ogc",
               "tiles")
+#: Blueprints for system and GIS clients: no CSRF tokens (they are not browser forms).
+MACHINE_BLUEPRINTS = ("api", "ogc", "tiles")
 
 
 def create_app(settings: dict[str, Any] | None = None) -> Flask:
@@ -47,11 +49,13 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     store = open_store(app.config["STORE"])
     store.init()
     app.extensions["multiplan_store"] = store
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     i18n.init_app(app)
     access.init_app(app)
     errors.init_app(app)
     for name in BLUEPRINTS:
         module = importlib.import_module(f"web.{name}")
         app.register_blueprint(module.bp)
+        if name in MACHINE_BLUEPRINTS:  # token or Basic auth there; a cookie alone cannot write (web.access)
+            csrf.exempt(module.bp)
     return app

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from multiplan import i18n
 from multiplan.cli import cli
 from multiplan.crs import parse_crs_option
-from multiplan.ingest import LoadOptions, load_plan, report_json
+from multiplan.ingest import NOTE_TEXT, LoadOptions, load_plan, report_json
 from multiplan.specs import LAYER_IDS
 from multiplan.store import open_store
 
@@ -92,17 +92,6 @@ def print_load_report(report: dict[str, Any]) -> None:
         click.echo(f"    {row['code'] or '-':<28} {name:<20} {row['features']:>7}  {measure}")
 
 
-NOTE_TEXT = {
-    "prj_missing": ("没有 .prj 文件,坐标系由坐标范围识别", "no .prj file: the CRS was recognised from the coordinates"),
-    "prj_unusable": (".prj 文件内容无效(可能是下载失败的网页),坐标系由坐标范围识别",
-                     "the .prj holds no CRS (a failed download?): the CRS was recognised from the coordinates"),
-    "cpg_unusable": (".cpg 文件内容无效,编码由属性内容识别", "the .cpg holds no encoding: the encoding was detected from the attributes"),
-    "index_restored": ("缺少 .shx 索引,已从 .shp 重建", "the .shx index was missing and was rebuilt from the .shp"),
-    "deleted_records_skipped": (".dbf 中标记为删除的记录未入库(见 deleted_records)",
-                                "records flagged deleted in the .dbf were not loaded (see deleted_records)"),
-    "m_dropped": ("已去除 M 值", "M values dropped"),
-    "unclosed_ring": ("有未闭合的环,已闭合", "unclosed rings were closed"),
-}
 
 
 @cli.command("load")
