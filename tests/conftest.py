@@ -135,12 +135,26 @@ def web_store_url(request, demo_store, tmp_path_factory):
 
 
 @pytest.fixture
-def web_app(web_store_url):
+def make_app(web_store_url):
+    """``make_app(**settings)``: an app on the web store with these settings; its store is closed afterwards."""
     from multiplan.cli.demo import SAMPLE_DIR
     from web import create_app
 
-    return create_app({"STORE": web_store_url, "TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test",
-                       "DEM": str(SAMPLE_DIR / "dem.tif")})
+    apps = []
+
+    def make(**settings):
+        app = create_app({"STORE": web_store_url, "TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test",
+                          "DEM": str(SAMPLE_DIR / "dem.tif"), **settings})
+        apps.append(app)
+        return app
+    yield make
+    for app in apps:
+        app.extensions["multiplan_store"].close()
+
+
+@pytest.fixture
+def web_app(make_app):
+    return make_app()
 
 
 @pytest.fixture

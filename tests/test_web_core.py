@@ -46,11 +46,8 @@ def test_every_page_sends_a_content_security_policy(client_as):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_forms_without_a_csrf_token_are_refused(web_store_url):
-    from web import create_app
-
-    app = create_app({"STORE": web_store_url, "TESTING": True, "SECRET_KEY": "test"})
-    client = app.test_client()
+def test_forms_without_a_csrf_token_are_refused(make_app):
+    client = make_app(WTF_CSRF_ENABLED=True).test_client()
     assert client.post("/login", data={"username": "viewer", "password": WEB_PASSWORD}).status_code == 400
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

@@ -261,6 +261,69 @@ class PlanStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- the map: vector tiles and pages of features (added for the web map, the tiles and the OGC API) --
+    # These defaults work from read_features; both back-ends answer faster (SQL, or versions in memory).
+    #: Columns find_features may look features up by (SQL identifiers come from this list only).
+    LOOKUP_COLUMNS = ("feature_no", "feature_key")
+
+    def mvt_tile(self, layer: str, version: int, z: int, x: int, y: int) -> bytes:
+        """Tile z/x/y (web mercator) of a plan version as a Mapbox Vector Tile layer named ``layer`` (b"" if
+        empty); properties :data:`multiplan.tiles.PLAN_PROPERTIES`, the feature number as feature id."""
+        from multiplan import tiles
+
+        tiles.check_tile(z, x, y)
+        frame = self.read_features(layer, version, bbox=tiles.tile_lonlat_bounds(z, x, y, buffered=True))
+        return tiles.plan_layer(frame).tile(layer, z, x, y)
+
+    def mvt_patch_tile(self, run_id: int, z: int, x: int, y: int) -> bytes:
+        """Tile z/x/y of a detection run's conflict patches (MVT layer ``conflicts``), each with its
+        conflict's current status in the ledger."""
+        from multiplan import tiles
+
+        tiles.check_tile(z, x, y)
+        frame = self.read_patches(run_id, bbox=tiles.tile_lonlat_bounds(z, x, y, buffered=True))
+        status = {c["conflict_id"]: c["status"] for c in self.conflicts()}
+        return tiles.patch_layer(frame).tile("conflicts", z, x, y,
+                                             extra={"status": [status.get(c) for c in frame["conflict_id"]]})
+
+    def feature_page(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None,
+                     limit: int = 100, offset: int = 0) -> tuple[gpd.GeoDataFrame, int]:
+        """Features ``offset`` to ``offset + limit`` (in feature order) of those whose geometry intersects
+        ``bbox`` (lon/lat), and how many intersect it."""
+        from multiplan import tiles
+
+        return tiles.MemoryLayer(self.read_features(layer, version, bbox=bbox)).page(bbox, limit, offset)
+
+    def find_features(self, layer: str, version: int, column: str, value: Any) -> gpd.GeoDataFrame:
+        """The features of a version whose ``column`` (one of LOOKUP_COLUMNS) equals ``value``."""
+        if column not in self.LOOKUP_COLUMNS:
+            raise ValueError(f"cannot look features up by {column!r}")
+        frame = self.read_features(layer, version)
+        return frame[frame[column] == value]
+
+    def feature_bounds(self, layer: str, version: int, by: str | None = None
+                       ) -> dict[Any, tuple[float, float, float, float]]:
+        """Bounds (lon/lat) of a version's features: all of them (key None), or per ``by`` (``xzqdm``)."""
+        from multiplan import tiles
+
+        if by not in (None, "xzqdm"):
+            raise ValueError(f"cannot group bounds by {by!r}")
+        return tiles.MemoryLayer(self.read_features(layer, version)).bounds(by)
+
+    def change_stamp(self, what: str) -> tuple:
+        """What changes whenever the ``conflicts`` ledger or the ``approvals`` (records or site checks) do:
+        caches of tiles drawn from them are keyed by it."""
+        import hashlib
+
+        if what == "conflicts":
+            rows = [(c["conflict_id"], c["status"], c["updated_at"]) for c in self.conflicts()]
+        elif what == "approvals":
+            rows = [(r["code"], r["status"], r["updated_at"]) for r in self.select_records("mp_approvals")]
+            rows += [(r["id"],) for r in self.select_records("mp_site_checks")]
+        else:
+            raise ValueError(f"no change stamp for {what!r}")
+        return (len(rows), hashlib.sha256(repr(rows).encode("utf-8")).hexdigest())
+
 
 def version_from_row(row: dict[str, Any]) -> PlanVersion:
     report = row.get("report_json") or "{}"

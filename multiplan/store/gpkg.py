@@ -313,6 +313,67 @@ class GpkgStore(PlanStore):
             return [dict(r) for r in con.execute("SELECT * FROM mp_conflict_events WHERE conflict_id=? ORDER BY id",
                                                  (conflict_id,))]
 
+    # -- the map (added for the vector tiles and the OGC API): versions and runs served from memory -------
+    # Like features_near: a version (or a run's patches) never changes, so the copy held in memory
+    # (multiplan.tiles.SOURCES, keyed by file, version and load) is never stale.
+    def _file_key(self) -> tuple:
+        return ("gpkg", str(self.path.resolve()), self.path.stat().st_ino)
+
+    def _memory_layer(self, layer: str, version: int) -> Any:
+        from multiplan import tiles
+
+        v = self.version(layer, version)
+        return tiles.SOURCES.get_or_build((*self._file_key(), layer, v.version, v.loaded_at, v.source_sha256),
+                                          lambda: tiles.plan_layer(self.read_features(layer, v.version)))
+
+    def mvt_tile(self, layer: str, version: int, z: int, x: int, y: int) -> bytes:
+        return self._memory_layer(layer, version).tile(layer, z, x, y)
+
+    def mvt_patch_tile(self, run_id: int, z: int, x: int, y: int) -> bytes:
+        from multiplan import tiles
+
+        tiles.check_tile(z, x, y)
+        run = next((r for r in self.detection_runs() if r["id"] == int(run_id)), None)
+        if run is None:
+            return b""
+        patches = tiles.SOURCES.get_or_build((*self._file_key(), "patches", run["id"], run["at"]),
+                                             lambda: tiles.patch_layer(self.read_patches(run["id"])))
+        stamp = self.change_stamp("conflicts")
+
+        def statuses() -> list[str | None]:
+            status = {c["conflict_id"]: c["status"] for c in self.conflicts()}
+            return [status.get(c) for c in patches.frame["conflict_id"]]
+        return patches.tile("conflicts", z, x, y, extra={"status": patches.derived(("status", stamp), statuses)})
+
+    def feature_page(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None,
+                     limit: int = 100, offset: int = 0) -> tuple[gpd.GeoDataFrame, int]:
+        return self._memory_layer(layer, version).page(bbox, limit, offset)
+
+    def find_features(self, layer: str, version: int, column: str, value: Any) -> gpd.GeoDataFrame:
+        if column not in self.LOOKUP_COLUMNS:
+            raise ValueError(f"cannot look features up by {column!r}")
+        return self._memory_layer(layer, version).where(column, value)
+
+    def feature_bounds(self, layer: str, version: int, by: str | None = None
+                       ) -> dict[Any, tuple[float, float, float, float]]:
+        if by not in (None, "xzqdm"):
+            raise ValueError(f"cannot group bounds by {by!r}")
+        return self._memory_layer(layer, version).bounds(by)
+
+    def change_stamp(self, what: str) -> tuple:
+        sql = {"conflicts": "SELECT (SELECT COUNT(*) FROM mp_conflicts), (SELECT MAX(updated_at) FROM mp_conflicts), "
+                            "(SELECT MAX(id) FROM mp_detection_runs)",
+               "approvals": "SELECT (SELECT COUNT(*) FROM mp_approvals), (SELECT MAX(updated_at) FROM mp_approvals), "
+                            "(SELECT COUNT(*) FROM mp_site_checks), (SELECT MAX(id) FROM mp_site_checks)"}
+        if what not in sql:
+            raise ValueError(f"no change stamp for {what!r}")
+        self._require_init()
+        con = self._connect()
+        try:
+            return tuple(con.execute(sql[what]).fetchone())
+        finally:
+            con.close()
+
 
 def _audit(con: sqlite3.Connection, action: str, layer: str | None, version: int | None,
            detail: dict[str, Any], actor: str | None = None) -> None:

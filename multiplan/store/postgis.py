@@ -346,6 +346,104 @@ class PostgisStore(PlanStore):
     def conflict_events(self, conflict_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM mp_conflict_events WHERE conflict_id = :c ORDER BY id", c=conflict_id)
 
+    # -- the map (added for the vector tiles and the OGC API): tiles cut by ST_AsMVT, pages by the GiST index --
+    def _mvt(self, columns: dict[str, str], source: str, where: str, name: str, id_column: str | None, z: int,
+             x: int, y: int, params: dict[str, Any]) -> bytes:
+        """One MVT layer: the rows of ``source`` (alias t) meeting the buffered tile, clipped and, below
+        DETAIL_ZOOM, those under a pixel left out and the rest simplified, exactly as multiplan.tiles does."""
+        from multiplan import tiles
+
+        tiles.check_tile(z, x, y)
+        tb = tiles.tile_bounds(z, x, y)
+        pad = (tb[2] - tb[0]) * tiles.BUFFER / tiles.EXTENT
+        detail = z >= tiles.DETAIL_ZOOM
+        merc = "ST_ClipByBox2D(ST_Transform(t.geom, 3857), ST_MakeEnvelope(:c0, :c1, :c2, :c3, 3857))"
+        geom = merc if detail else f"ST_SimplifyPreserveTopology({merc}, :tol)"
+        lat = tiles.MAX_LATITUDE
+        size = (f"GREATEST((ST_XMax(t.geom) - ST_XMin(t.geom)) * {tiles.WORLD / 180.0!r}, "
+                f"(ln(tan(pi() / 4 + radians(LEAST(ST_YMax(t.geom), {lat!r})) / 2)) "
+                f"- ln(tan(pi() / 4 + radians(GREATEST(ST_YMin(t.geom), {-lat!r})) / 2))) * {tiles.EARTH_RADIUS!r})")
+        select = ", ".join(f"{expr} AS {column}" for column, expr in columns.items())
+        sql = (f"WITH found AS (SELECT {select}, {geom} AS g FROM {source} WHERE {where} "
+               "AND t.geom && ST_MakeEnvelope(:l0, :l1, :l2, :l3, 4490)"
+               + ("" if detail else f" AND {size} >= :minpx") + " ORDER BY 1), "
+               f"mvt AS (SELECT {', '.join(columns)}, ST_AsMVTGeom(g, ST_TileEnvelope(:z, :x, :y), "
+               f"{tiles.EXTENT}, {tiles.BUFFER}, true) AS geom FROM found) "
+               f"SELECT ST_AsMVT(mvt.*, :name, {tiles.EXTENT}, 'geom'"
+               + (f", '{id_column}'" if id_column else "") + ") FROM mvt WHERE geom IS NOT NULL")
+        params = {**params, "z": z, "x": x, "y": y, "name": name, "tol": tiles.SIMPLIFY_PIXELS * tiles._pixel(z),
+                  "minpx": tiles._pixel(z),
+                  **dict(zip(("c0", "c1", "c2", "c3"), (tb[0] - pad, tb[1] - pad, tb[2] + pad, tb[3] + pad),
+                             strict=True)),
+                  **dict(zip(("l0", "l1", "l2", "l3"), tiles.tile_lonlat_bounds(z, x, y, buffered=True),
+                             strict=True))}
+        with self._connect() as conn:
+            data = conn.execute(sa.text(sql), params).scalar()
+        return bytes(data or b"")
+
+    def mvt_tile(self, layer: str, version: int, z: int, x: int, y: int) -> bytes:
+        self.version(layer, version)
+        from multiplan.tiles import PLAN_PROPERTIES
+
+        columns = {c: f"t.{c}" for c in ("feature_no", *PLAN_PROPERTIES)}
+        return self._mvt(columns, f"{feature_table(layer)} t", "t.version = :v", layer, "feature_no", z, x, y,
+                         {"v": int(version)})
+
+    def mvt_patch_tile(self, run_id: int, z: int, x: int, y: int) -> bytes:
+        columns = {"conflict_id": "t.conflict_id", "rule": "t.rule", "severity": "t.severity", "status": "c.status"}
+        return self._mvt(columns, f"{PATCH_TABLE} t LEFT JOIN mp_conflicts c ON c.conflict_id = t.conflict_id",
+                         "t.run_id = :r", "conflicts", None, z, x, y, {"r": int(run_id)})
+
+    def feature_page(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None,
+                     limit: int = 100, offset: int = 0) -> tuple[gpd.GeoDataFrame, int]:
+        self.version(layer, version)
+        table = feature_table(layer)
+        where, params = "version = :v", {"v": int(version), "lim": int(limit), "off": int(offset)}
+        if bbox is not None:
+            where += (" AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490) "
+                      "AND ST_Intersects(geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
+            params.update(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))
+        cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
+        with self._connect() as conn:
+            matched = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE {where}"), params).scalar_one())
+            frame = gpd.read_postgis(sa.text(f"SELECT {cols} FROM {table} WHERE {where} ORDER BY feature_no "
+                                             "LIMIT :lim OFFSET :off"), conn, geom_col="geom", params=params)
+        return normalise_read_frame(frame.rename_geometry("geometry")), matched
+
+    def find_features(self, layer: str, version: int, column: str, value: Any) -> gpd.GeoDataFrame:
+        if column not in self.LOOKUP_COLUMNS:
+            raise ValueError(f"cannot look features up by {column!r}")
+        self.version(layer, version)
+        cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
+        value = int(value) if column == "feature_no" else str(value)
+        with self._connect() as conn:
+            frame = gpd.read_postgis(sa.text(f"SELECT {cols} FROM {feature_table(layer)} WHERE version = :v "
+                                             f"AND {column} = :value ORDER BY feature_no"), conn, geom_col="geom",
+                                     params={"v": int(version), "value": value})
+        return normalise_read_frame(frame.rename_geometry("geometry"))
+
+    def feature_bounds(self, layer: str, version: int, by: str | None = None
+                       ) -> dict[Any, tuple[float, float, float, float]]:
+        if by not in (None, "xzqdm"):
+            raise ValueError(f"cannot group bounds by {by!r}")
+        self.version(layer, version)
+        key = by or "NULL"
+        rows = self._rows(f"SELECT k, ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1 FROM "
+                          f"(SELECT {key} AS k, ST_Extent(geom) AS e FROM {feature_table(layer)} WHERE version = :v "
+                          f"GROUP BY 1) s WHERE e IS NOT NULL", v=int(version))
+        return {r["k"]: (r["x0"], r["y0"], r["x1"], r["y1"]) for r in rows}
+
+    def change_stamp(self, what: str) -> tuple:
+        sql = {"conflicts": "SELECT (SELECT COUNT(*) FROM mp_conflicts), (SELECT MAX(updated_at) FROM mp_conflicts), "
+                            "(SELECT MAX(id) FROM mp_detection_runs)",
+               "approvals": "SELECT (SELECT COUNT(*) FROM mp_approvals), (SELECT MAX(updated_at) FROM mp_approvals), "
+                            "(SELECT COUNT(*) FROM mp_site_checks), (SELECT MAX(id) FROM mp_site_checks)"}
+        if what not in sql:
+            raise ValueError(f"no change stamp for {what!r}")
+        with self._connect() as conn:
+            self._require_init(conn)
+            return tuple(conn.exec_driver_sql(sql[what]).one())
+
 
 _ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}
 
@@ -445,8 +543,7 @@ class _PostgisRecords(RecordTransaction):
     def select(self, table: str, where: dict[str, Any] | None = None, lock: bool = False) -> list[dict[str, Any]]:
         where = where or {}
         names = checked_columns(table, where)
-        order = RECORD_KEYS[table] if RECORD_KEYS[table] == "id" else ("row_id" if RECORD_KEYS[table] is None
-                                                                       else "created_at, code")
+        order = RECORD_KEYS[table] or "row_id"
         sql = (f"SELECT {', '.join(c[0] for c in RECORD_TABLES[table])} FROM {table}"
                + (" WHERE " + " AND ".join(f"{n} = :{n}" for n in names) if names else "")
                + f" ORDER BY {order}" + (" FOR UPDATE" if lock else ""))
