@@ -16,6 +16,20 @@ need_apt() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+want_apt() {
+    # Install Debian packages multiplan works better with (root only); otherwise say what is missing.
+    if [ "$(id -u)" = 0 ]; then need_apt "$@"; return; fi
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || echo "note: sudo apt-get install -y $pkg ($WHY)" >&2
+    done
+}
+
+# CJK fonts, so charts, PDFs and screenshots show Chinese rather than boxes; Pango for WeasyPrint's PDFs
+WHY="Chinese in charts and PDFs"
+fc-list 2>/dev/null | grep -qi "wqy\|noto sans cjk" || want_apt fonts-wqy-microhei
+WHY="PDF reports"
+want_apt libpango-1.0-0 libpangoft2-1.0-0
+
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "multiplan needs Python 3.11 or newer; python3 is $(python3 --version 2>&1)." >&2
     exit 1

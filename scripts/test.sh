@@ -7,8 +7,8 @@ ROOT=$(pwd)
 # shellcheck source=scripts/setup_env.sh
 source scripts/setup_env.sh test
 
-# CJK fonts, so charts and screenshots show Chinese rather than boxes
-fc-list 2>/dev/null | grep -qi "wqy\|noto sans cjk" || need_apt fonts-wqy-microhei
+# the browser tests drive Debian's chromium through Playwright (no `playwright install`: no downloads here)
+[ -x /usr/bin/chromium ] || need_apt chromium
 PGBIN=/usr/lib/postgresql/15/bin
 if [ -z "${MULTIPLAN_TEST_DATABASE_URL:-}" ]; then
     if [ ! -f /usr/share/postgresql/15/extension/postgis.control ] || [ ! -x "$PGBIN/initdb" ]; then
