@@ -23,10 +23,22 @@ from multiplan.store.base import PlanStore
 
 def rule_set_hash(rules: dict[str, RuleSpec]) -> str:
     """sha256 over the rule files, in id order: which rules a run applied."""
-    h = hashlib.sha256()
-    for rule_id in sorted(rules):
-        h.update(Path(rules[rule_id].source).read_bytes())
-    return h.hexdigest()
+    key = tuple((rid, rules[rid].source, *_stat(rules[rid].source)) for rid in sorted(rules))
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        for rule_id in sorted(rules):
+            h.update(Path(rules[rule_id].source).read_bytes())
+        _HASHES.clear()
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def _stat(path: str) -> tuple[int, int]:
+    st = Path(path).stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def run_detection(store: PlanStore, versions: dict[str, int] | None = None, rule_ids: list[str] | None = None,

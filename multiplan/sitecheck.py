@@ -301,32 +301,40 @@ def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> lis
     """Network lines within ``reach_m`` of the site: geodesic distance, length inside, corridor area inside."""
     if not len(plan.geoms):
         return []
-    lines = plan.geoms
-    # segments are straight in lon/lat as stored: densify so they keep that shape in metres
-    metric_lines = site.project(shapely.segmentize(lines, 0.0005))
+    # a degree of longitude is the shorter one: within reach_m in metres is within this many degrees
+    max_lat = float(np.abs(shapely.bounds(site.geometry)[[1, 3]]).max())
+    candidates = np.flatnonzero(shapely.dwithin(plan.geoms, site.geometry,
+                                                reach_m / (111_320.0 * math.cos(math.radians(max_lat))) * 1.02))
+    if not len(candidates):
+        return []
     metric_site = site.project(np.array([site.geometry]))[0]
-    near = shapely.distance(metric_lines, metric_site) <= reach_m
-    out = []
-    for i in np.flatnonzero(near):
-        touches = bool(shapely.intersects(lines[i], site.geometry))
-        if touches:
-            distance = 0.0
-        else:  # the nearest points found in metres, their distance measured on the ellipsoid
-            ends = site.unproject(np.array([shapely.shortest_line(metric_lines[i], metric_site)]))[0]
-            (x0, y0), (x1, y1) = ends.coords[0], ends.coords[-1]
-            distance = float(_GEOD.inv(x0, y0, x1, y1)[2])
-        inside = shapely.intersection(lines[i], site.geometry) if touches else None
-        width = float(plan.corridor[i]) if np.isfinite(plan.corridor[i]) else 0.0
-        corridor_area = 0.0
-        if width > 0:
-            corridor = site.unproject(np.array([shapely.buffer(metric_lines[i], width / 2)]))[0]
-            corridor_area = _area(_polygonal(_robust(shapely.intersection, corridor, site.geometry)))
-        out.append({"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en},
-                    "feature": str(plan.key[i]), "class_code": plan.orig[i], "level": plan.level[i],
-                    "corridor_m": round(width, 3), "distance_m": round(distance, 4),
-                    "length_inside_m": round(float(geodesic_length(np.array([inside]))[0]) if inside is not None
-                                             and not inside.is_empty else 0.0, 4),
-                    "corridor_area_m2": _m2(corridor_area), "in_corridor": corridor_area > 0})
+    # segments are straight in lon/lat as stored: densify so they keep that shape in metres
+    metric_lines = site.project(shapely.segmentize(plan.geoms[candidates], 0.0005))
+    keep = shapely.distance(metric_lines, metric_site) <= reach_m
+    near = candidates[keep]
+    if not len(near):
+        return []
+    lines, metric = plan.geoms[near], metric_lines[keep]
+    touches = shapely.intersects(lines, site.geometry)
+    # the nearest points are found in metres; their distance is measured on the ellipsoid
+    ends = shapely.get_coordinates(site.unproject(shapely.shortest_line(metric, metric_site)))
+    _, _, distance = _GEOD.inv(ends[0::2, 0], ends[0::2, 1], ends[1::2, 0], ends[1::2, 1])
+    distance = np.where(touches, 0.0, distance)
+    inside = np.where(touches, shapely.intersection(lines, site.geometry), None)
+    lengths = geodesic_length(np.array([g if g is not None else shapely.LineString() for g in inside], dtype=object))
+    widths = np.nan_to_num(plan.corridor[near], nan=0.0)
+    corridor_area = np.zeros(len(near))
+    wide = widths > 0
+    if wide.any():
+        corridors = site.unproject(shapely.buffer(metric[wide], widths[wide] / 2))
+        parts = np.array([_polygonal(_robust(shapely.intersection, c, site.geometry)) for c in corridors],
+                         dtype=object)
+        corridor_area[wide] = ellipsoidal_area(parts)
+    out = [{"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en}, "feature": str(plan.key[i]),
+            "class_code": plan.orig[i], "level": plan.level[i], "corridor_m": round(float(widths[k]), 3),
+            "distance_m": round(float(distance[k]), 4), "length_inside_m": round(float(lengths[k]), 4),
+            "corridor_area_m2": _m2(corridor_area[k]), "in_corridor": bool(corridor_area[k] > 0)}
+           for k, i in enumerate(near)]
     return sorted(out, key=lambda r: (r["distance_m"], r["layer"], r["feature"]))
 
 

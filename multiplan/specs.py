@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -275,10 +276,20 @@ def load_layer_spec(path: Path) -> LayerSpec:
     )
 
 
+_STAMPS: dict[Path, tuple[float, tuple]] = {}
+#: Spec folders are looked at again at most this often (seconds): site checks ask many times a second.
+STAMP_INTERVAL_S = 1.0
+
+
 def folder_stamp(folder: Path) -> tuple:
     """What identifies the spec files under ``folder`` as read: names, sizes, modification times."""
-    return tuple((str(p), st.st_size, st.st_mtime_ns) for p in sorted(folder.rglob("*.yaml"))
-                 for st in (p.stat(),))
+    now = time.monotonic()
+    seen = _STAMPS.get(folder)
+    if seen is None or now - seen[0] > STAMP_INTERVAL_S:
+        stamp = tuple((str(p), st.st_size, st.st_mtime_ns) for p in sorted(folder.rglob("*.yaml"))
+                      for st in (p.stat(),))
+        _STAMPS[folder] = seen = (now, stamp)
+    return seen[1]
 
 
 _SPEC_CACHE: dict[tuple, Any] = {}

@@ -272,6 +272,7 @@ class MemoryLayer:
         parts = shapely.clip_by_rect(merc[found], *clip)
         if z < DETAIL_ZOOM:
             parts = shapely.simplify(parts, SIMPLIFY_PIXELS * _pixel(z), preserve_topology=True)
+        parts = to_grid(parts, tb)
         keep = ~shapely.is_empty(parts)
         if not keep.any():
             return b""
@@ -290,13 +291,22 @@ class MemoryLayer:
         return encode_layer(name, features, tb)
 
 
+def to_grid(geoms: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:
+    """Web-mercator geometries in the tile's integer grid (0-EXTENT from the south-west corner), made valid on
+    that grid: what collapses there (a sliver, a polygon under a grid cell) is gone, as ST_AsMVTGeom does."""
+    minx, miny, maxx, maxy = bounds
+    scale = np.array([EXTENT / (maxx - minx), EXTENT / (maxy - miny)])
+    shifted = shapely.transform(geoms, lambda c: (c - (minx, miny)) * scale)
+    return shapely.set_precision(shifted, 1.0)
+
+
 def encode_layer(name: str, features: list[dict[str, Any]], bounds: tuple[float, float, float, float]) -> bytes:
-    """One MVT layer from features in web-mercator metres, quantised to the tile's ``bounds``."""
+    """One MVT layer from features already in the tile's grid (:func:`to_grid`); ``bounds`` for the record."""
     import mapbox_vector_tile
     from mapbox_vector_tile.encoder import on_invalid_geometry_make_valid
 
     return mapbox_vector_tile.encode([{"name": name, "features": features}], default_options={
-        "quantize_bounds": bounds, "extents": EXTENT, "on_invalid_geometry": on_invalid_geometry_make_valid})
+        "extents": EXTENT, "on_invalid_geometry": on_invalid_geometry_make_valid})
 
 
 def plan_layer(frame: gpd.GeoDataFrame) -> MemoryLayer:

@@ -108,6 +108,7 @@ class GpkgStore(PlanStore):
         self.url = str(self.path)
         self._versions_stamp: tuple | None = None
         self._versions_cache: list[PlanVersion] = []
+        self._ready_inode: int | None = None
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -119,14 +120,22 @@ class GpkgStore(PlanStore):
         return con
 
     def _require_init(self) -> None:
-        if not self.path.exists():
-            raise StorageError("store_not_initialised", store=self.url)
-        with self._connect() as con:
+        try:
+            identity = self.path.stat().st_ino
+        except OSError:
+            raise StorageError("store_not_initialised", store=self.url) from None
+        if identity == self._ready_inode:  # checked once per file: a schema does not go away under us
+            return
+        con = self._connect()
+        try:
             found = con.execute("SELECT 1 FROM sqlite_master WHERE name='mp_plan_versions'").fetchone()
             schema = con.execute("SELECT MAX(id) FROM mp_schema_migrations").fetchone()[0] if found else None
+        finally:
+            con.close()
         if not found:
             raise StorageError("store_not_initialised", store=self.url)
         check_schema_version(self.url, schema, len(_migrations()))
+        self._ready_inode = identity
 
     # -- schema ----------------------------------------------------------------------------
     def init(self) -> list[str]:
