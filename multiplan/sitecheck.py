@@ -527,7 +527,10 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
     bbox = _reach_bbox(s, reach_m)
     plans: dict[str, _Layer] = {}
     missing = {lid for lid in specs if lid not in versions}
-    near = store.features_near({lid: v.version for lid, v in versions.items()}, bbox)
+    # networks are wanted within reach; polygon plans only where they meet the site
+    site_box = tuple(shapely.bounds(s.geometry))
+    near = store.features_near({lid: v.version for lid, v in versions.items()}, bbox,
+                               {lid: site_box for lid in versions if specs[lid].geometry == "polygon"})
     for lid in sorted(versions):
         plan = _Layer.of(lid, near[lid])
         if specs[lid].geometry == "polygon":

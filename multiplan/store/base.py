@@ -175,10 +175,13 @@ class PlanStore(ABC):
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame: ...
 
-    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
+    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float],
+                      bboxes: dict[str, tuple[float, float, float, float]] | None = None
                       ) -> dict[str, FeatureArrays]:
-        """The features of each ``{layer: version}`` whose bounding boxes meet ``bbox``: what a site check reads."""
-        return {layer: FeatureArrays.from_frame(self.read_features(layer, number, bbox=bbox))
+        """The features of each ``{layer: version}`` whose bounding boxes meet ``bbox`` (or the layer's own box in
+        ``bboxes``): what a site check reads."""
+        bboxes = bboxes or {}
+        return {layer: FeatureArrays.from_frame(self.read_features(layer, number, bbox=bboxes.get(layer, bbox)))
                 for layer, number in versions.items()}
 
     @abstractmethod

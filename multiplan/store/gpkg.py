@@ -213,12 +213,13 @@ class GpkgStore(PlanStore):
                                        bbox=bbox, fid_as_index=True)
         return normalise_read_frame(frame.sort_values("feature_no"))
 
-    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
+    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float],
+                      bboxes: dict[str, tuple[float, float, float, float]] | None = None
                       ) -> dict[str, FeatureArrays]:
         """Served from whole versions held in memory with their STRtrees: versions never change, so a cached
         one is never stale, and an embedded store answers site checks without reading the file each time."""
         known = {(v.layer, v.version): v for v in self.versions()}
-        box = shapely.box(*bbox)
+        bboxes = bboxes or {}
         out = {}
         for layer, number in versions.items():
             v = known.get((layer, number)) or self.version(layer, number)
@@ -229,7 +230,7 @@ class GpkgStore(PlanStore):
                 arrays = FeatureArrays.from_frame(self.read_features(layer, number))
                 _VERSION_CACHE[key] = (arrays, shapely.STRtree(arrays.geoms))
             arrays, tree = _VERSION_CACHE[key]
-            out[layer] = arrays.take(np.sort(tree.query(box)))
+            out[layer] = arrays.take(np.sort(tree.query(shapely.box(*bboxes.get(layer, bbox)))))
         return out
 
     def audit(self, action: str, actor: str, detail: dict[str, Any]) -> None:

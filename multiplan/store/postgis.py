@@ -254,18 +254,22 @@ class PostgisStore(PlanStore):
             frame = gpd.read_postgis(sa.text(sql + " ORDER BY feature_no"), conn, geom_col="geom", params=params)
         return normalise_read_frame(frame.rename_geometry("geometry"))
 
-    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float]
+    def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float],
+                      bboxes: dict[str, tuple[float, float, float, float]] | None = None
                       ) -> dict[str, FeatureArrays]:
         """One round trip: each layer's partition queried through its GiST index, the results stacked."""
         if not versions:
             return {}
         cols = ", ".join(FeatureArrays.COLUMNS)
-        parts, params = [], {k: float(v) for k, v in zip(("x0", "y0", "x1", "y1"), bbox, strict=True)}
+        params: dict[str, Any] = {}
+        parts = []
         layers = sorted(versions)
         for i, layer in enumerate(layers):
+            box = (bboxes or {}).get(layer, bbox)
+            params.update({f"{k}{i}": float(v) for k, v in zip(("x0_", "y0_", "x1_", "y1_"), box, strict=True)})
             parts.append(f"(SELECT {i} AS layer_no, feature_no, {cols}, ST_AsBinary(geom) AS wkb "
                          f"FROM {feature_table(layer)} WHERE version = :v{i} "
-                         "AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490))")
+                         f"AND geom && ST_MakeEnvelope(:x0_{i}, :y0_{i}, :x1_{i}, :y1_{i}, 4490))")
             params[f"v{i}"] = int(versions[layer])
         with self._connect() as conn:
             rows = conn.execute(sa.text(" UNION ALL ".join(parts) + " ORDER BY layer_no, feature_no"), params).all()
