@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ def _table(frame: pd.DataFrame, lang: str) -> str:
         cells = "".join(f"<td>{html.escape(f'{v:,.2f}' if isinstance(v, float) else str(v))}</td>" for v in shown)
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+#: matplotlib's pyplot keeps global state: web servers draw from several threads, one figure at a time.
+PLOT_LOCK = threading.RLock()
 
 
 def _png(fig: Any) -> str:
@@ -149,7 +154,8 @@ def write_reports(store: PlanStore, out_dir: str | Path, lang: str = "zh", count
         if not mine.empty:
             mine.to_file(gpkg, layer="conflicts", engine="pyogrio")
         faces.to_file(gpkg, layer="one_map", engine="pyogrio")
-        chart, map_png = _figures(tables["rules"], faces, mine, lang)
+        with PLOT_LOCK:
+            chart, map_png = _figures(tables["rules"], faces, mine, lang)
         (folder / "report.html").write_text(_html(run, scope, tables, chart, map_png, lang), "utf-8")
         written.append(folder)
         if progress:

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from multiplan.crs import STORAGE_CRS
-from multiplan.reports import _png
+from multiplan.reports import PLOT_LOCK, _png
 from multiplan.store.base import PlanStore
 
 _W = {
@@ -176,7 +176,8 @@ def _layer_title(report: dict[str, Any], layer: str) -> Any:
 
 def render_html(report: dict[str, Any], lang: str = "zh", store: PlanStore | None = None) -> str:
     """The report as one self-contained HTML page (images inlined)."""
-    map_png, chart_png = _figures(report, store, lang)
+    with PLOT_LOCK:
+        map_png, chart_png = _figures(report, store, lang)
     verdict = report["verdict"]
     site = report["site"]
     findings = [{**f, "title": f["title"], "severity": _t(_SEVERITY[f["severity"]], lang),

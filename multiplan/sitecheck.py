@@ -159,7 +159,8 @@ def _m2(value: float) -> float:
 
 
 def _pct(part: float, whole: float) -> float:
-    return round(100.0 * part / whole, 6) if whole > 0 else 0.0
+    # a part measured apart from its whole can exceed it by rounding (1e-9 relative): a share is at most 100
+    return round(min(100.0 * part / whole, 100.0), 6) if whole > 0 else 0.0
 
 
 def _areas(value: float) -> dict[str, float]:

@@ -27,7 +27,8 @@ import shapely
 
 __all__ = ["EXTENT", "BUFFER", "DETAIL_ZOOM", "MAX_ZOOM", "PLAN_PROPERTIES", "CONFLICT_PROPERTIES",
            "APPROVAL_PROPERTIES", "LRUCache", "MemoryLayer", "SOURCES", "tile_bounds", "tile_lonlat_bounds",
-           "lonlat_to_tile", "check_tile", "to_mercator", "approvals_layer", "approvals_tile"]
+           "lonlat_to_tile", "check_tile", "pixel_size", "to_mercator", "to_grid", "encode_layer", "plan_layer",
+           "patch_layer", "approvals_frame", "approvals_layer", "approvals_tile"]
 
 EXTENT = 4096
 BUFFER = 64
@@ -107,7 +108,7 @@ def to_mercator(geoms: np.ndarray) -> np.ndarray:
     return shapely.transform(np.asarray(geoms, dtype=object), _mercator_xy)
 
 
-def _pixel(z: int) -> float:
+def pixel_size(z: int) -> float:
     """One screen pixel of a 256-pixel tile at zoom ``z``, in metres of web mercator."""
     return 2 * WORLD / 2 ** z / 256
 
@@ -197,6 +198,7 @@ class MemoryLayer:
         self._mercator: tuple[np.ndarray, np.ndarray, shapely.STRtree] | None = None
         self._lock = threading.Lock()
         self._derived = LRUCache(4)
+        self._columns: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -244,6 +246,12 @@ class MemoryLayer:
         return {(None if _plain(k) is None else k): tuple(float(v) for v in row)
                 for k, row in zip(grouped.index, grouped.to_numpy(), strict=True)}
 
+    def _tile_columns(self) -> dict[str, np.ndarray]:
+        if self._columns is None:
+            self._columns = {c: self.frame[c].to_numpy(dtype=object) for c in self.tile_properties
+                             if c in self.frame.columns}
+        return self._columns
+
     def _mercator_index(self) -> tuple[np.ndarray, np.ndarray, shapely.STRtree]:
         if self._mercator is None:
             with self._lock:
@@ -266,18 +274,17 @@ class MemoryLayer:
         found = np.sort(tree.query(shapely.box(*clip)))
         if z < DETAIL_ZOOM and self.min_pixels > 0 and len(found):
             b = bounds[found]
-            found = found[np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= self.min_pixels * _pixel(z)]
+            found = found[np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= self.min_pixels * pixel_size(z)]
         if not len(found):
             return b""
         parts = shapely.clip_by_rect(merc[found], *clip)
         if z < DETAIL_ZOOM:
-            parts = shapely.simplify(parts, SIMPLIFY_PIXELS * _pixel(z), preserve_topology=True)
+            parts = shapely.simplify(parts, SIMPLIFY_PIXELS * pixel_size(z), preserve_topology=True)
         parts = to_grid(parts, tb)
         keep = ~shapely.is_empty(parts)
         if not keep.any():
             return b""
-        columns = {c: self.frame[c].to_numpy(dtype=object)[found] for c in self.tile_properties
-                   if c in self.frame.columns}
+        columns = {c: values[found] for c, values in self._tile_columns().items()}
         for key, values in (extra or {}).items():
             columns[key] = np.asarray(values, dtype=object)[found]
         ids = self.frame[self.id_column].to_numpy()[found] if self.id_column else None
@@ -288,7 +295,7 @@ class MemoryLayer:
             if ids is not None:
                 feature["id"] = int(ids[i])
             features.append(feature)
-        return encode_layer(name, features, tb)
+        return encode_layer(name, features)
 
 
 def to_grid(geoms: np.ndarray, bounds: tuple[float, float, float, float]) -> np.ndarray:
@@ -300,8 +307,8 @@ def to_grid(geoms: np.ndarray, bounds: tuple[float, float, float, float]) -> np.
     return shapely.set_precision(shifted, 1.0)
 
 
-def encode_layer(name: str, features: list[dict[str, Any]], bounds: tuple[float, float, float, float]) -> bytes:
-    """One MVT layer from features already in the tile's grid (:func:`to_grid`); ``bounds`` for the record."""
+def encode_layer(name: str, features: list[dict[str, Any]]) -> bytes:
+    """One MVT layer from features already in the tile's grid (:func:`to_grid`)."""
     import mapbox_vector_tile
     from mapbox_vector_tile.encoder import on_invalid_geometry_make_valid
 

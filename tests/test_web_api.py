@@ -153,9 +153,12 @@ def test_tokens_and_basic_auth_work_and_wrong_ones_do_not(web_app, store, token)
     is_error(client.get(f"{API}/layers", headers={"Authorization": "Basic %%%"}), 401)
     # Basic may write too (system clients without tokens): past the role check to the body's 400
     is_error(client.post(f"{API}/approvals", json={}, headers={"Authorization": f"Basic {basic}"}), 400)
-    # a revoked token stops working
-    revoked = token("viewer")
-    users.revoke_tokens(store, "viewer", "test")
+    # a revoked token stops working (a user of this test's own: other tests keep their tokens)
+    if not store.select_records("mp_users", {"username": "api_revoked"}):
+        users.add_user(store, "api_revoked", WEB_PASSWORD, "viewer", actor="test")
+    revoked = users.issue_token(store, "api_revoked", "api test", "test")
+    assert client.get(f"{API}/layers", headers={"Authorization": f"Bearer {revoked}"}).status_code == 200
+    users.revoke_tokens(store, "api_revoked", "test")
     is_error(client.get(f"{API}/layers", headers={"Authorization": f"Bearer {revoked}"}), 401)
 
 
@@ -366,6 +369,13 @@ def test_messages_follow_the_requested_language(api):
     assert "未知图层" in is_error(chinese, 404)["message"]
 
 
+def test_a_browser_session_keeps_the_language_chosen_in_the_pages(client_as):
+    browser = client_as("viewer")
+    browser.get("/?lang=en")
+    answer = browser.get(f"{API}/layers/nope", headers={"Accept-Language": "zh-CN,zh"})
+    assert "Unknown layer" in is_error(answer, 404)["message"]
+
+
 # -- approvals -------------------------------------------------------------------------------------
 def test_approval_listing_pages_and_filters_like_the_store(api, store):
     client = api("viewer")
@@ -478,8 +488,11 @@ def test_statistics_are_the_one_maps_sums(api, store):
     for row in areas[areas["xzqdm"] == county].to_dict("records"):
         assert by_rule[row["rule"]]["area_m2"] == pytest.approx(row["area_m2"])
     mine = patches[patches["xzqdm"] == county]
+    status = {c["conflict_id"]: c["status"] for c in store.conflicts()}
     for rule, group in mine.groupby("rule"):
         assert by_rule[rule]["count"] == group["conflict_id"].nunique()
+        assert by_rule[rule]["open"] == len({c for c in group["conflict_id"]
+                                             if status[c] in ("open", "under_coordination")})
         assert by_rule[rule]["severity"] == group["severity"].iloc[0]
     severities = body["conflicts"]["by_severity"]
     assert sum(r["count"] for r in severities if r["xzqdm"] == county) == mine["conflict_id"].nunique()

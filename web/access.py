@@ -73,7 +73,9 @@ def _check() -> Any:
         return None
     if user is None:
         if wants_json():
-            response = jsonify({"error": "unauthorised", "message": "log in, or send a Bearer token"})
+            from web.i18n import t
+
+            response = jsonify({"error": "unauthorised", "message": t("error_401"), "status": 401})
             response.status_code = 401
             response.headers["WWW-Authenticate"] = 'Bearer realm="multiplan", Basic realm="multiplan"'
             return response

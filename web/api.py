@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, g, request, session, url_for
 
 from multiplan import approvals as approval_ops
 from multiplan import i18n as engine_i18n
@@ -42,7 +42,6 @@ STRINGS = {
                       "Field {field} has an invalid value {value}: expected {expected_en}."),
     "api_bad_param": ("参数 {param} 的值 {value} 无效:应为{expected_zh}。",
                       "Parameter {param} has an invalid value {value}: expected {expected_en}."),
-    "api_unknown_check_format": ("报告格式只能是 json、html 或 pdf。", "Report formats are json, html and pdf."),
     "api_unknown_county": ("统计中没有行政区 {county}。可用:{counties}。",
                            "There is no county {county} in the statistics. Known: {counties}."),
 }
@@ -52,8 +51,7 @@ MAX_REACH_M = 10000.0
 _MAX_ID = 2**63 - 1
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-_RENDER_LOCK = threading.Lock()    # matplotlib's pyplot is not thread-safe
-_STATS_LOCK = threading.Lock()
+_RENDER_LOCK = threading.Lock()    # one render at a time fills the cache once
 _RENDER_CACHE_SIZE = 32
 
 
@@ -93,11 +91,13 @@ def _bad(param: str, value: Any, expected_zh: str, expected_en: str, field: bool
                          expected_en=expected_en)
 
 
-# -- language: ?lang= wins, then Accept-Language, then the session ---------------------------------------
+# -- language: ?lang= wins; then a browser's session; then Accept-Language; Chinese by default ----------
 @bp.before_request
 def _request_language() -> None:
     if request.args.get("lang") in engine_i18n.LANGUAGES or "Accept-Language" not in request.headers:
         return
+    if getattr(g, "auth_method", None) == "session" and session.get("lang"):
+        return  # a browser keeps the language chosen in the web pages
     best = request.accept_languages.best_match(("zh", "en", "zh-CN", "en-US", "en-GB"))
     if best:
         g.lang = "en" if best.startswith("en") else "zh"
@@ -451,7 +451,8 @@ def create_site_check() -> Response:
     use = _text_field(data, "use") or "construction"
     if use not in PROJECT_USES:
         raise _bad("use", use, "以下之一:" + ", ".join(PROJECT_USES), "one of " + ", ".join(PROJECT_USES), field=True)
-    reach = data.get("reach_m", 500.0)
+    reach = data.get("reach_m")
+    reach = 500.0 if reach is None else reach
     if isinstance(reach, bool) or not isinstance(reach, int | float) or not 0 < reach <= MAX_REACH_M:
         raise _bad("reach_m", reach, f"0 到 {MAX_REACH_M:g} 之间的米数", f"metres from 0 to {MAX_REACH_M:g}", field=True)
     as_of = _as_of(data)
@@ -609,56 +610,6 @@ def approval_transition(code: str) -> Response:
 
 
 # -- statistics ------------------------------------------------------------------------------------
-def statistics_tables(store: Any) -> dict[str, Any]:
-    """Statistics of the one map of the latest detection run's plan versions (the current versions when
-    nothing was detected yet), built once per set of versions and kept on the app."""
-
-    from multiplan.onemap import build_one_map, class_areas, conflict_areas, two_plan_differences
-    from multiplan.specs import load_layer_specs
-
-    run = _latest_run(store)
-    if run is not None:
-        versions, run_id = _run_versions(run), int(run["id"])
-    else:
-        current: dict[str, int] = {}
-        for v in store.versions():
-            current[v.layer] = max(current.get(v.layer, 0), v.version)
-        versions, run_id = current, None
-    key = (store.url, run_id, tuple(sorted(versions.items())))
-    cache: dict = current_app.extensions.setdefault("multiplan_api_statistics", {})
-    with _STATS_LOCK:
-        if key in cache:
-            return cache[key]
-        specs = load_layer_specs()
-        frames = {lid: store.read_features(lid, n) for lid, n in versions.items()
-                  if lid in specs and specs[lid].geometry == "polygon"}
-        patches = store.read_patches(run_id) if run_id is not None else None
-        tables: dict[str, Any] = {"versions": versions, "detection_run": run_id}
-        if frames:
-            one_map = build_one_map(frames, patches)
-            severity = one_map[one_map["severity"].notna()]
-            tables.update(
-                classes=class_areas(one_map), two_plan=two_plan_differences(one_map),
-                rule_areas=conflict_areas(one_map),
-                severity_areas=severity.groupby([severity["xzqdm"].fillna("?"), "severity"])["area_m2"].sum()
-                .rename("area_m2").reset_index(),
-                counties=sorted({str(c) for c in one_map["xzqdm"].fillna("?")}))
-        else:
-            tables.update(classes=pd.DataFrame(), two_plan=pd.DataFrame(), rule_areas=pd.DataFrame(),
-                          severity_areas=pd.DataFrame(), counties=[])
-        if patches is not None and not patches.empty:
-            cases = {c["conflict_id"]: c["status"] for c in store.conflicts()}
-            found = patches.drop(columns=patches.geometry.name).drop_duplicates(["conflict_id", "xzqdm"])
-            found = found.assign(xzqdm=found["xzqdm"].fillna("?"),
-                                 open=[cases.get(c) in ("open", "under_coordination") for c in found["conflict_id"]])
-            tables["patches"] = found[["conflict_id", "rule", "severity", "xzqdm", "open"]]
-        else:
-            tables["patches"] = pd.DataFrame(columns=["conflict_id", "rule", "severity", "xzqdm", "open"])
-        cache.clear()  # one set of versions at a time: the newest
-        cache[key] = tables
-        return tables
-
-
 def _rows(frame: Any, county: str | None, columns: list[str]) -> list[dict[str, Any]]:
     if frame is None or len(frame) == 0:
         return []
@@ -673,12 +624,16 @@ def statistics() -> Response:
     from multiplan.crs import SQM_PER_HA
 
     county = request.args.get("county") or None
+    from multiplan.statistics import statistics_tables
+
     tables = statistics_tables(get_store())
     if county is not None and county not in tables["counties"]:
         raise ApiNotFound("api_unknown_county", county=county, counties=", ".join(tables["counties"]) or "-")
     patches = tables["patches"]
     if county is not None:
         patches = patches[patches["xzqdm"] == county]
+    status = {c["conflict_id"]: c["status"] for c in get_store().conflicts()}  # the ledger moves; not cached
+    patches = patches.assign(open=[status.get(c) in ("open", "under_coordination") for c in patches["conflict_id"]])
     by_rule: dict[tuple[str, str], dict[str, Any]] = {}
     for row in _rows(tables["rule_areas"], county, ["xzqdm", "rule", "area_m2"]):
         by_rule[(row["xzqdm"], row["rule"])] = {**row, "severity": None, "count": 0, "open": 0}

@@ -34,7 +34,7 @@ def login() -> Any:
             session["lang"] = request.form.get("lang") or "zh"
             return redirect(_safe_next(request.args.get("next")))
         flash(t("login_failed"), "error")
-        return render_template("login.html"), 401
+        return render_template("login.html")
     return render_template("login.html")
 
 

@@ -25,6 +25,7 @@ COMMON: dict[str, tuple[str, str]] = {
     "role_viewer": ("浏览", "viewer"), "role_planner": ("规划编制", "planner"), "role_officer": ("审批经办", "officer"),
     "role_admin": ("管理员", "admin"),
     "error_title": ("出错了", "Something went wrong"), "error_403": ("您没有权限执行此操作。", "You are not allowed to do this."),
+    "error_401": ("需要登录,或提供接口令牌(Authorization: Bearer …)。", "Log in, or send an API token (Authorization: Bearer …)."),
     "error_404": ("找不到该页面或记录。", "No such page or record."),
     "error_413": ("上传的文件太大。", "The uploaded file is too large."),
     "error_400": ("请求无效(表单已过期?请刷新后重试)。", "Bad request (an expired form? reload and try again)."),
@@ -55,7 +56,10 @@ def init_app(app: Flask) -> None:
         wanted = request.args.get("lang")
         if wanted in engine_i18n.LANGUAGES:
             session["lang"] = wanted
-        g.lang = session.get("lang", "zh")
+        g.lang = session.get("lang")
+        if g.lang is None:  # system clients say what they read in Accept-Language; people default to Chinese
+            machine = request.path.startswith(("/api/", "/ogc", "/tiles/"))
+            g.lang = (request.accept_languages.best_match(["zh", "en"]) if machine else None) or "zh"
         engine_i18n.set_language(g.lang)
 
     @app.context_processor

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
+from multiplan.reports import PLOT_LOCK
 from multiplan.statistics import county_statistics
 from web.access import ANY_USER, requires
 from web.i18n import language
@@ -75,4 +76,6 @@ def index() -> Any:
     two_plan: dict[str, float] = {}
     for row in stats["two_plan_differences"]:
         two_plan[row["class"]] = two_plan.get(row["class"], 0.0) + row["area_ha"]
-    return render_template("stats.html", s=stats, county=county, two_plan=two_plan, charts=_charts(stats, language()))
+    with PLOT_LOCK:
+        charts = _charts(stats, language())
+    return render_template("stats.html", s=stats, county=county, two_plan=two_plan, charts=charts)

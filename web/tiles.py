@@ -27,7 +27,7 @@ bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
 MVT_MIMETYPE = "application/vnd.mapbox-vector-tile"
 #: Plan versions never change: their tiles may be kept by any cache for a day without asking again.
-IMMUTABLE = "public, max-age=86400, immutable"
+IMMUTABLE = "private, max-age=86400, immutable"
 #: Conflict statuses and approvals change: their tiles are revalidated (ETag) on every use.
 REVALIDATE = "private, no-cache"
 EXTRA_LAYERS = ("conflicts", "approvals")

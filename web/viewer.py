@@ -16,6 +16,7 @@ import numpy as np
 from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
 
 from multiplan import approvals as approval_ops
+from multiplan import tiles as engine
 from multiplan.errors import NotFoundError
 from multiplan.specs import LAYER_IDS, load_layer_specs, unified_classes
 from web.access import ANY_USER, requires
@@ -38,7 +39,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "map_run": ("检测批次", "detection run"), "map_version": ("版本", "version"),
     "map_source_attributes": ("原始属性", "Original attributes"),
     "map_linked_conflicts": ("相关冲突", "Linked conflicts"), "map_linked_approvals": ("相关审批项目", "Linked approvals"),
-    "map_history": ("办理记录", "History"), "map_none": ("无", "none"), "map_matches": ("同标识码要素数", "features with this key"),
+    "map_history": ("办理记录", "History"), "map_details": ("详情页", "Details page"), "map_none": ("无", "none"), "map_matches": ("同标识码要素数", "features with this key"),
     # attribute names in popups
     "f_layer": ("规划", "Plan"), "f_feature_no": ("要素序号", "Feature no."), "f_feature_key": ("要素标识码", "Feature key"),
     "f_orig_code": ("原分类代码", "Original code"), "f_ydyh_code": ("用地用海分类", "Unified class"),
@@ -149,12 +150,19 @@ def index() -> str:
         if not found:
             continue
         spec = specs[layer]
-        layers.append({"id": layer, "title": spec.title(lang), "version": found[-1].version,
+        v = found[-1]
+        bounds = _cached((store.url, "bounds", layer, v.version, v.loaded_at),
+                         lambda v=v: store.feature_bounds(v.layer, v.version)).get(None)
+        layers.append({"id": layer, "title": spec.title(lang), "version": v.version,
                        "geometry": spec.geometry, "network": spec.network, "checked": layer in DEFAULT_ON,
-                       "colour": LAYER_COLOURS.get(layer, "#555555")})
+                       "colour": LAYER_COLOURS.get(layer, "#555555"), "bounds": list(bounds) if bounds else None})
     run = latest_run(store)
     counties, whole = county_bounds(store)
-    records = approval_ops.list_approvals(store)
+    plan_bounds = [layer["bounds"] for layer in layers if layer["bounds"]]
+    everything = [min(b[0] for b in plan_bounds), min(b[1] for b in plan_bounds), max(b[2] for b in plan_bounds),
+                  max(b[3] for b in plan_bounds)] if plan_bounds else None
+    sited = engine.approvals_layer(store)  # approvals with a site, cached until the records change
+    sites = sited.bounds().get(None)
     classes = unified_classes()
     groups = [{"code": code, "name": classes[code].name(lang), "colour": colour}
               for code, colour in CLASS_COLOURS.items() if code in classes]
@@ -164,8 +172,9 @@ def index() -> str:
         "conflictUrl": url_for("viewer.conflict", conflict_id="ID").rsplit("/ID", 1)[0] + "/",
         "approvalUrl": url_for("viewer.approval", code="CODE").rsplit("/CODE", 1)[0] + "/",
         "layers": layers,
-        "conflicts": {"version": int(run["id"]), "checked": True} if run else None,
-        "approvals": {"version": 0, "checked": True},
+        # tiles are asked for only inside a layer's bounds (patches lie inside the plans)
+        "conflicts": {"version": int(run["id"]), "bounds": everything} if run else None,
+        "approvals": {"version": 0, "bounds": list(sites) if sites else None},
         "classColours": CLASS_COLOURS, "severityColours": SEVERITY_COLOURS, "verdictColours": VERDICT_COLOURS,
         "bounds": list(whole), "counties": {code: list(b) for code, b in counties.items()},
         "labels": {key[2:]: t(key) for key in STRINGS if key.startswith("f_")},
@@ -176,15 +185,30 @@ def index() -> str:
             "approvalStatus": {k[3:]: t(k) for k in STRINGS if k.startswith("as_")},
             "layer": {lid: specs[lid].title(lang) for lid in LAYER_IDS},
         },
-        "text": {k: t(k) for k in ("map_source_attributes", "map_linked_conflicts", "map_linked_approvals",
+        "pages": _detail_pages(),
+        "text": {k: t(k) for k in ("map_details", "map_source_attributes", "map_linked_conflicts", "map_linked_approvals",
                                    "map_none", "map_loading", "map_load_failed", "map_not_found", "map_history",
                                    "map_matches", "map_run", "map_version")},
     }
     return render_template("viewer.html", layers=layers, run=run, counties=sorted(counties), groups=groups,
                            networks=[layer for layer in layers if layer["network"]],
                            severities=SEVERITY_COLOURS, verdicts=VERDICT_COLOURS,
-                           approvals=[{"code": r["code"], "name": r["name"]} for r in records if r.get("site")],
+                           approvals=[{"code": c, "name": n} for c, n in zip(sited.frame["code"], sited.frame["name"],
+                                                                              strict=True)],
                            config=config)
+
+
+def _detail_pages() -> dict[str, str]:
+    """Base URLs of the conflict and approval pages, for links in the popups (when those pages exist)."""
+    from werkzeug.routing import BuildError
+
+    pages = {}
+    for kind, endpoint, arg in (("conflict", "conflicts.detail", "conflict_id"), ("approval", "approvals.detail", "code")):
+        try:
+            pages[kind] = url_for(endpoint, **{arg: "ID"}).rsplit("/ID", 1)[0] + "/"
+        except BuildError:
+            continue
+    return pages
 
 
 # -- the popups' data ---------------------------------------------------------------------------------

@@ -375,8 +375,8 @@ class PostgisStore(PlanStore):
                f"{tiles.EXTENT}, {tiles.BUFFER}, true) AS geom FROM found) "
                f"SELECT ST_AsMVT(mvt.*, :name, {tiles.EXTENT}, 'geom'"
                + (f", '{id_column}'" if id_column else "") + ") FROM mvt WHERE geom IS NOT NULL")
-        params = {**params, "z": z, "x": x, "y": y, "name": name, "tol": tiles.SIMPLIFY_PIXELS * tiles._pixel(z),
-                  "minpx": tiles._pixel(z),
+        params = {**params, "z": z, "x": x, "y": y, "name": name, "tol": tiles.SIMPLIFY_PIXELS * tiles.pixel_size(z),
+                  "minpx": tiles.pixel_size(z),
                   **dict(zip(("c0", "c1", "c2", "c3"), (tb[0] - pad, tb[1] - pad, tb[2] + pad, tb[3] + pad),
                              strict=True)),
                   **dict(zip(("l0", "l1", "l2", "l3"), tiles.tile_lonlat_bounds(z, x, y, buffered=True),

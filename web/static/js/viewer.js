@@ -72,10 +72,12 @@
     body.dataset.tilesLoaded = "1";
   }
 
-  function vectorLayer(id, version, style, pane, idField) {
+  function vectorLayer(id, version, style, pane, idField, b) {
     var styles = {};
     styles[id] = style;
     var layer = L.vectorGrid.protobuf(tileUrl(id, version), {
+      // no requests for tiles outside the layer's data (a little margin for the tile buffer)
+      bounds: b ? L.latLngBounds([[b[1], b[0]], [b[3], b[2]]]).pad(0.02) : undefined,
       vectorTileLayerStyles: styles,
       interactive: true,
       pane: pane,
@@ -96,14 +98,17 @@
   var layers = {};
   var versions = {};
   config.layers.forEach(function (l) {
-    layers[l.id] = vectorLayer(l.id, l.version, planStyle(l), l.network ? "networks" : "plans", "feature_key");
+    layers[l.id] = vectorLayer(l.id, l.version, planStyle(l), l.network ? "networks" : "plans", "feature_key",
+      l.bounds);
     versions[l.id] = l.version;
   });
   if (config.conflicts) {
-    layers.conflicts = vectorLayer("conflicts", config.conflicts.version, conflictStyle, "conflicts", "conflict_id");
+    layers.conflicts = vectorLayer("conflicts", config.conflicts.version, conflictStyle, "conflicts", "conflict_id",
+      config.conflicts.bounds);
   }
-  layers.approvals = vectorLayer("approvals", 0, approvalStyle, "approvals", "code");
+  layers.approvals = vectorLayer("approvals", 0, approvalStyle, "approvals", "code", config.approvals.bounds);
 
+  var switchedOn = 0;
   Array.prototype.forEach.call(document.querySelectorAll("input[data-layer]"), function (box) {
     var layer = layers[box.dataset.layer];
     if (!layer) {
@@ -111,6 +116,7 @@
     }
     if (box.checked) {
       layer.addTo(map);
+      switchedOn += 1;
     }
     box.addEventListener("change", function () {
       if (box.checked) {
@@ -120,7 +126,7 @@
       }
     });
   });
-  if (!Object.keys(map._layers).length) {
+  if (!switchedOn) {
     markLoaded(); // nothing to draw: nothing to wait for
   }
 
@@ -196,10 +202,29 @@
   }
 
   function linkButton(text, onClick) {
-    var b = el("button", text, "link popup-link");
+    var b = el("button", text, "popup-link");
     b.type = "button";
+    b.style.cssText = "background:none;border:none;padding:0;color:#1f6fb2;cursor:pointer;text-decoration:underline";
     b.addEventListener("click", onClick);
     return b;
+  }
+
+  function detailsLink(kind, id) {
+    var base = config.pages[kind];
+    if (!base) {
+      return null;
+    }
+    var a = el("a", config.text.map_details, "details-link");
+    a.href = base + encodeURIComponent(id);
+    var p = el("p");
+    p.appendChild(a);
+    return p;
+  }
+
+  function append(box, child) {
+    if (child) {
+      box.appendChild(child);
+    }
   }
 
   function conflictItem(latlng) {
@@ -243,6 +268,7 @@
   function renderConflict(box, data) {
     var c = data.case;
     box.appendChild(el("h4", label("conflict_id") + " " + data.conflict_id));
+    append(box, detailsLink("conflict", data.conflict_id));
     box.appendChild(table(fields(c, ["rule", "severity", "status", "layer_a", "feature_a", "version_a", "layer_b",
       "feature_b", "version_b", "xzqdm", "area_m2", "give_way", "suggestion", "first_run", "last_run",
       "updated_at"], "conflict")));
@@ -255,6 +281,7 @@
 
   function renderApproval(box, data, latlng) {
     box.appendChild(el("h4", data.record.name || data.code));
+    append(box, detailsLink("approval", data.code));
     box.appendChild(table(fields(data.record, ["code", "name", "applicant", "stage", "status", "applied_on",
       "decided_on", "officer", "latest_verdict", "notes"], "approval")));
     section(box, config.text.map_linked_conflicts, data.conflicts, conflictItem(latlng));
