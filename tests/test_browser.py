@@ -97,6 +97,32 @@ def test_log_in_and_out(page):
     assert page.js_errors == []
 
 
+def test_the_map_loads_its_tiles_and_opens_popups(page):
+    login(page, "viewer")
+    page.wait_for_selector("body[data-tiles-loaded='1']", timeout=60_000)
+    assert page.locator("input[data-layer='overall']").is_checked()
+    tiles = page.evaluate("Array.from(document.querySelectorAll('#onemap canvas, #onemap svg')).length")
+    assert tiles > 0
+    # search a project by its code: the map zooms to its site and opens the approval's popup
+    page.fill("#code-input", "2024-469099-59-01-000156")
+    page.press("#code-input", "Enter")
+    page.wait_for_selector("body[data-search-done='1']")
+    page.wait_for_selector("body[data-popup-loaded='1']")
+    popup = page.inner_text(".feature-popup")
+    assert "2024-469099-59-01-000156" in popup and "岭北镇农产品冷链物流中心项目" in popup
+    page.click(".leaflet-popup-close-button")
+    # a click on the map opens what is there (the site, its conflict patch, the plan under it)
+    page.evaluate("document.body.dataset.popupLoaded = ''")
+    box = page.locator("#onemap").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + 60)
+    page.wait_for_selector("body[data-popup-loaded='1']", timeout=30_000)
+    assert page.locator(".feature-popup").count() >= 1
+    # switching a layer off and on again works
+    page.uncheck("input[data-layer='overall']")
+    page.check("input[data-layer='overall']")
+    assert page.js_errors == []
+
+
 def test_upload_a_plan_and_see_its_report(page, tmp_path):
     shp = write_shapefile(land_use_frame(2), tmp_path, "土地利用规划")
     archive = zip_shapefile(shp, tmp_path / "规划成果.zip")
@@ -188,5 +214,5 @@ def test_move_an_approval_through_its_states(page, web_store_url):
     page.click("#transition-submit")
     page.wait_for_selector("#approval-status[data-status='approved']")
     trail = page.inner_text("#approval-trail")
-    assert "under_review" in trail and "approved" in trail
-    assert page.js_errors == []
+    assert "under_review" in trail and "approved" in trail and "override" in trail
+    assert [e for e in page.js_errors if "409" not in e] == []  # the refused approval answered 409
