@@ -265,28 +265,23 @@ class GpkgStore(PlanStore):
             if staged:
                 _stage(patches, stage_path, "MultiPolygon", append=False)
             con = self._connect()
-            try:
-                if staged:
-                    con.execute("ATTACH DATABASE ? AS staging", (str(stage_path),))
-                con.execute("BEGIN IMMEDIATE")
+            if staged:
+                con.execute("ATTACH DATABASE ? AS staging", (str(stage_path),))
+            with self._transaction(con, "BEGIN IMMEDIATE"):
                 yield _GpkgLedger(con, staged)
-                con.execute("COMMIT")
-            except BaseException as exc:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StorageError("store_write_failed", store=self.url, detail=str(exc)) from exc
-                raise
-            finally:
-                con.close()
 
     @contextmanager
     def _records(self, write: bool = True) -> Iterator[RecordTransaction]:
         self._require_init()
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        with self._transaction(self._connect(), "BEGIN IMMEDIATE" if write else "BEGIN") as con:
             yield _GpkgRecords(con)
+
+    @contextmanager
+    def _transaction(self, con: sqlite3.Connection, begin: str) -> Iterator[sqlite3.Connection]:
+        """All or nothing on ``con``, then close it; SQLite errors become "the store is unchanged"."""
+        try:
+            con.execute(begin)
+            yield con
             con.execute("COMMIT")
         except BaseException as exc:
             if con.in_transaction:

@@ -165,6 +165,15 @@ _IN_OWN_SCHEMA = "SELECT to_regclass(quote_ident(current_schema()) || '.{table}'
 _INIT_LOCK = 7_471_001  # advisory-lock key that serialises concurrent `init`s
 
 
+def _in_box(sql: str, params: dict[str, Any], bbox: tuple[float, float, float, float] | None
+            ) -> tuple[str, dict[str, Any]]:
+    """``sql`` narrowed to rows whose geometry's box meets ``bbox`` (through the GiST index), when given."""
+    if bbox is None:
+        return sql, params
+    return (sql + " AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)",
+            {**params, **dict(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))})
+
+
 def _sqlalchemy_url(url: str) -> str:
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -245,11 +254,8 @@ class PostgisStore(PlanStore):
                       ) -> gpd.GeoDataFrame:
         self.version(layer, version)
         cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
-        sql = f"SELECT {cols} FROM {feature_table(layer)} WHERE version = :v"
-        params: dict[str, Any] = {"v": int(version)}
-        if bbox is not None:
-            sql += " AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
-            params.update(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))
+        sql, params = _in_box(f"SELECT {cols} FROM {feature_table(layer)} WHERE version = :v", {"v": int(version)},
+                              bbox)
         with self._connect() as conn:
             frame = gpd.read_postgis(sa.text(sql + " ORDER BY feature_no"), conn, geom_col="geom", params=params)
         return normalise_read_frame(frame.rename_geometry("geometry"))
@@ -333,11 +339,7 @@ class PostgisStore(PlanStore):
     def read_patches(self, run_id: int, bbox: tuple[float, float, float, float] | None = None
                      ) -> gpd.GeoDataFrame:
         cols = ", ".join([c[0] for c in PATCH_STORE_COLUMNS] + ["geom"])
-        sql = f"SELECT {cols} FROM {PATCH_TABLE} WHERE run_id = :r"
-        params: dict[str, Any] = {"r": int(run_id)}
-        if bbox is not None:
-            sql += " AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
-            params.update(zip(("x0", "y0", "x1", "y1"), map(float, bbox), strict=True))
+        sql, params = _in_box(f"SELECT {cols} FROM {PATCH_TABLE} WHERE run_id = :r", {"r": int(run_id)}, bbox)
         with self._connect() as conn:
             frame = gpd.read_postgis(sa.text(sql + " ORDER BY fid"), conn, geom_col="geom", params=params)
         return frame.rename_geometry("geometry").reset_index(drop=True)
