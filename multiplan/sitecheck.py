@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -351,12 +352,12 @@ def _applies(rule: RuleSpec, use: str, specs: dict[str, LayerSpec]) -> bool:
             and set(rule.a.layers) <= set(_PLANNING_LAYERS) and "construction" in rule.a.where.groups)
 
 
-def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 2, window_only: bool = False
-          ) -> Any:
+def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 2, window_only: bool = False,
+          shape: tuple[int, int] | None = None) -> Any:
     """The part of ``raster`` over ``bounds`` (raster CRS) plus ``pad`` cells, or None when outside it
     (with ``window_only``, just its row and column ranges)."""
     window = rasterio.windows.from_bounds(*bounds, transform=raster.transform)
-    rows, cols = raster.values.shape
+    rows, cols = shape or raster.values.shape
     r0 = max(int(math.floor(window.row_off)) - pad, 0)
     c0 = max(int(math.floor(window.col_off)) - pad, 0)
     r1 = min(int(math.ceil(window.row_off + window.height)) + pad, rows)
@@ -368,23 +369,39 @@ def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 
     return Raster(raster.values[r0:r1, c0:c1], raster.transform @ raster.transform.translation(c0, r0), raster.crs)
 
 
+_DATASETS = threading.local()  # open rasters per thread: opening a GeoTIFF costs more than reading a window
+
+
+def _dataset(path: str | Path) -> Any:
+    import rasterio
+
+    key = (str(path), Path(path).stat().st_mtime_ns)
+    cache = getattr(_DATASETS, "open", None)
+    if cache is None or cache[0] != key:
+        if cache is not None:
+            cache[1].close()
+        _DATASETS.open = cache = (key, rasterio.open(path))
+    return cache[1]
+
+
 def _read_window(path: str | Path, site: _Site) -> tuple[Raster | None, pyproj.CRS | None]:
     """Only the DEM cells around the site (plus a margin for the slope), read from the file."""
     import rasterio
 
     try:
-        with rasterio.open(path) as src:
-            crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
-            bounds = shapely.bounds(_to_crs(site.geometry, crs))
-            whole = Raster(np.empty((src.height, src.width), dtype="float32"), src.transform, crs)
-            window = _crop(whole, bounds, pad=3, window_only=True)
-            if window is None:
-                return None, crs
-            (r0, r1), (c0, c1) = window
-            band = src.read(1, window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0), masked=True)
-            return Raster(band.astype("float64").filled(np.nan), src.transform @ src.transform.translation(c0, r0),
-                          crs), crs
-    except rasterio.errors.RasterioError as exc:
+        src = _dataset(path)
+        crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
+        bounds = shapely.bounds(_to_crs(site.geometry, crs))
+        whole = Raster(np.empty((0, 0)), src.transform, crs)
+        window = _crop(whole, bounds, pad=3, window_only=True, shape=(src.height, src.width))
+        if window is None:
+            return None, crs
+        (r0, r1), (c0, c1) = window
+        band = src.read(1, window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)).astype("float64")
+        if src.nodata is not None:
+            band[band == src.nodata] = np.nan
+        return Raster(band, src.transform @ src.transform.translation(c0, r0), crs), crs
+    except (rasterio.errors.RasterioError, OSError) as exc:
         raise InputError("read_failed", file=Path(path).name, detail=str(exc)) from exc
 
 
@@ -470,10 +487,9 @@ def _rule_finding(rule: RuleSpec, site: _Site, plans: dict[str, _Layer], missing
 
 
 def _conflicts(store: PlanStore, site: _Site) -> tuple[list[dict], int | None]:
-    runs = store.detection_runs()
-    if not runs:
+    run_id = store.latest_run_id()
+    if run_id is None:
         return [], None
-    run_id = int(runs[-1]["id"])
     patches = store.read_patches(run_id, bbox=shapely.bounds(site.geometry))
     if patches.empty:
         return [], run_id

@@ -202,6 +202,11 @@ class PlanStore(ABC):
     @abstractmethod
     def detection_runs(self) -> list[dict[str, Any]]: ...
 
+    def latest_run_id(self) -> int | None:
+        """The id of the newest detection run, or None."""
+        runs = self.detection_runs()
+        return int(runs[-1]["id"]) if runs else None
+
     @abstractmethod
     def read_patches(self, run_id: int, bbox: tuple[float, float, float, float] | None = None
                      ) -> gpd.GeoDataFrame: ...

@@ -218,7 +218,7 @@ class GpkgStore(PlanStore):
                       ) -> dict[str, FeatureArrays]:
         """Served from whole versions held in memory with their STRtrees: versions never change, so a cached
         one is never stale, and an embedded store answers site checks without reading the file each time."""
-        known = {(v.layer, v.version): v for v in self.versions()}
+        known = {(v.layer, v.version): v for v in self._versions_cache or self.versions()}
         bboxes = bboxes or {}
         out = {}
         for layer, number in versions.items():
@@ -291,6 +291,15 @@ class GpkgStore(PlanStore):
             raise
         finally:
             con.close()
+
+    def latest_run_id(self) -> int | None:
+        self._require_init()
+        con = self._connect()
+        try:
+            found = con.execute("SELECT MAX(id) FROM mp_detection_runs").fetchone()[0]
+        finally:
+            con.close()
+        return None if found is None else int(found)
 
     def detection_runs(self) -> list[dict[str, Any]]:
         self._require_init()

@@ -333,6 +333,10 @@ class PostgisStore(PlanStore):
             self._require_init(conn)
             return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
 
+    def latest_run_id(self) -> int | None:
+        found = self._rows("SELECT MAX(id) AS id FROM mp_detection_runs")[0]["id"]
+        return None if found is None else int(found)
+
     def detection_runs(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM mp_detection_runs ORDER BY id")
 
