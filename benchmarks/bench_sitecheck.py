@@ -66,7 +66,7 @@ def time_multiplan(url: str, shapes: list, dem: Path, warmup: int) -> tuple[dict
         for site in shapes:
             started = time.perf_counter()
             report = check_site(site, store, rasters={"dem": dem})
-            canonical_json(report)
+            canonical_json(report, indent=None)  # what POST /api/v1/site-checks sends
             ms.append((time.perf_counter() - started) * 1000)
             verdicts[report["verdict"]] = verdicts.get(report["verdict"], 0) + 1
     return _stats(ms), verdicts

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,6 +110,7 @@ class GpkgStore(PlanStore):
         self._versions_stamp: tuple | None = None
         self._versions_cache: list[PlanVersion] = []
         self._ready_inode: int | None = None
+        self._readers = threading.local()
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -194,17 +196,31 @@ class GpkgStore(PlanStore):
     # -- queries ---------------------------------------------------------------------------
     def versions(self, layer: str | None = None) -> list[PlanVersion]:
         self._require_init()
-        con = self._connect()
-        try:
-            # versions are only ever added: their count and newest load time tell whether the cache is current
-            stamp = tuple(con.execute("SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions").fetchone())
-            if stamp != self._versions_stamp:
-                rows = con.execute("SELECT * FROM mp_plan_versions ORDER BY layer, version")
-                self._versions_cache = [version_from_row(dict(r)) for r in rows]
-                self._versions_stamp = stamp
-        finally:
-            con.close()
+        con = self._reader()
+        # versions are only ever added: their count and newest load time tell whether the cache is current
+        stamp = tuple(con.execute("SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions").fetchone())
+        if stamp != self._versions_stamp:
+            rows = con.execute("SELECT * FROM mp_plan_versions ORDER BY layer, version")
+            self._versions_cache = [version_from_row(dict(r)) for r in rows]
+            self._versions_stamp = stamp
         return [v for v in self._versions_cache if layer in (None, v.layer)]
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection, kept open: opening one parses the whole schema each time. In
+        autocommit mode every query sees what was committed last."""
+        identity = self.path.stat().st_ino
+        held = getattr(self._readers, "held", None)
+        if held is None or held[0] != identity:
+            if held is not None:
+                held[1].close()
+            self._readers.held = held = (identity, self._connect())
+        return held[1]
+
+    def close(self) -> None:
+        held = getattr(self._readers, "held", None)
+        if held is not None:
+            held[1].close()
+            self._readers.held = None
 
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame:
@@ -253,8 +269,6 @@ class GpkgStore(PlanStore):
             sql = "SELECT * FROM mp_audit_log" + (" WHERE layer=?" if layer else "") + " ORDER BY id"
             return [audit_from_row(dict(r)) for r in con.execute(sql, (layer,) if layer else ())]
 
-    def close(self) -> None:
-        pass
 
     @contextmanager
     def _ledger(self, patches: gpd.GeoDataFrame | None = None) -> Iterator[LedgerTransaction]:
@@ -294,11 +308,7 @@ class GpkgStore(PlanStore):
 
     def latest_run_id(self) -> int | None:
         self._require_init()
-        con = self._connect()
-        try:
-            found = con.execute("SELECT MAX(id) FROM mp_detection_runs").fetchone()[0]
-        finally:
-            con.close()
+        found = self._reader().execute("SELECT MAX(id) FROM mp_detection_runs").fetchone()[0]
         return None if found is None else int(found)
 
     def detection_runs(self) -> list[dict[str, Any]]:
