@@ -187,10 +187,20 @@ def _class_name(spec: LayerSpec, orig: str | None, unified: str | None, names: d
 
 def _clip(site: _Site, geoms: np.ndarray) -> np.ndarray:
     """Each feature's part inside the site, polygonal; None where GEOS could not compute it."""
+    clipped = np.empty(len(geoms), dtype=object)
+    # whole features inside the site, and features covering all of it, need no overlay
+    shapely.prepare(site.geometry)
+    within = shapely.contains(site.geometry, geoms)
+    clipped[within] = geoms[within]
+    rest = np.flatnonzero(~within)
+    covering = shapely.covers(geoms[rest], site.geometry)
+    clipped[rest[covering]] = site.geometry
+    rest = rest[~covering]
     try:
-        clipped = shapely.intersection(geoms, site.geometry)
+        clipped[rest] = shapely.intersection(geoms[rest], site.geometry)
     except shapely.errors.GEOSException:
-        clipped = np.array([_robust(shapely.intersection, g, site.geometry) for g in geoms], dtype=object)
+        clipped[rest] = np.array([_robust(shapely.intersection, g, site.geometry) for g in geoms[rest]],
+                                 dtype=object)
     return np.array([None if c is None else (c if shapely.get_type_id(c) in (3, 6) else _polygonal(c))
                      for c in clipped], dtype=object)
 
@@ -200,7 +210,9 @@ def _inside_union(chosen: _Layer) -> shapely.Geometry | None:
     parts = chosen.inside if chosen.inside is not None else np.array([], dtype=object)
     if any(p is None for p in parts):
         return None
-    return _robust(lambda a, b, **kw: shapely.union_all(a, **kw), parts, None) if len(parts) else shapely.MultiPolygon()
+    if len(parts) <= 1:
+        return parts[0] if len(parts) else shapely.MultiPolygon()
+    return _robust(lambda a, b, **kw: shapely.union_all(a, **kw), parts, None)
 
 
 def _settle_overlaps(layer: _Layer) -> tuple[np.ndarray, list[dict]]:
@@ -329,9 +341,11 @@ def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> lis
     wide = widths > 0
     if wide.any():
         corridors = site.unproject(shapely.buffer(metric[wide], widths[wide] / 2))
-        parts = np.array([_polygonal(_robust(shapely.intersection, c, site.geometry)) for c in corridors],
-                         dtype=object)
-        corridor_area[wide] = ellipsoidal_area(parts)
+        try:
+            parts = shapely.intersection(corridors, site.geometry)
+        except shapely.errors.GEOSException:
+            parts = np.array([_robust(shapely.intersection, c, site.geometry) for c in corridors], dtype=object)
+        corridor_area[wide] = ellipsoidal_area(np.array([_polygonal(p) for p in parts], dtype=object))
     out = [{"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en}, "feature": str(plan.key[i]),
             "class_code": plan.orig[i], "level": plan.level[i], "corridor_m": round(float(widths[k]), 3),
             "distance_m": round(float(distance[k]), 4), "length_inside_m": round(float(lengths[k]), 4),
@@ -466,20 +480,30 @@ def _rule_finding(rule: RuleSpec, site: _Site, plans: dict[str, _Layer], missing
             return {**base, "status": "unknown", "reason": "layer_missing", "layers": absent, "area_m2": None}
         chosen = [plans[lid].where(rule.b.where) for lid in layers]
         parts = [_inside_union(c) for c in chosen]
-        constraint = None if any(p is None for p in parts) else _robust(
-            lambda a, b, **kw: shapely.union_all(a, **kw), np.array(parts, dtype=object), None)
+        if any(p is None for p in parts):
+            constraint = None
+        else:
+            parts = [p for p in parts if not p.is_empty]
+            constraint = parts[0] if len(parts) == 1 else (_robust(
+                lambda a, b, **kw: shapely.union_all(a, **kw), np.array(parts, dtype=object), None) if parts
+                else shapely.MultiPolygon())
     if constraint is None:
         return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
-    op = shapely.difference if rule.kind == "containment" else shapely.intersection
-    piece = _robust(op, site.geometry, constraint)
+    if rule.kind == "containment":
+        piece = _robust(shapely.difference, site.geometry, constraint)
+    elif rule.kind == "raster":
+        piece = _robust(shapely.intersection, site.geometry, constraint)
+    else:  # the parts were clipped to the site already
+        piece = constraint
     if piece is None:
         return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
-    area = _area(_polygonal(piece))
+    area = _area(_polygonal(piece)) if not piece.is_empty else 0.0
     features = []
     if rule.kind in ("overlap", "corridor") and area > 0:
         for lid, c in zip(layers, chosen, strict=True):
             assert c.inside is not None
-            features += [f"{lid}:{k}" for k, part in zip(c.key, c.inside, strict=True) if _area(part) > 0]
+            areas = ellipsoidal_area(c.inside) if len(c.inside) else np.zeros(0)
+            features += [f"{lid}:{k}" for k, a in zip(c.key, areas, strict=True) if a > 0]
     min_area = float(rule.tolerance.get("min_area_m2", 0.0))
     status = "hit" if area >= min_area and area > 0 else ("suppressed" if area > 0 else "clear")
     return {**base, "status": status, "area_m2": _m2(area), "site_percent": _pct(area, site.area_m2),
