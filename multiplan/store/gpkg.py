@@ -237,9 +237,10 @@ class GpkgStore(PlanStore):
         known = {(v.layer, v.version): v for v in self._versions_cache or self.versions()}
         bboxes = bboxes or {}
         out = {}
+        where = (str(self.path.resolve()), self.path.stat().st_ino)
         for layer, number in versions.items():
             v = known.get((layer, number)) or self.version(layer, number)
-            key = (str(self.path.resolve()), self.path.stat().st_ino, layer, number, v.loaded_at, v.source_sha256)
+            key = (*where, layer, number, v.loaded_at, v.source_sha256)
             if key not in _VERSION_CACHE:
                 if len(_VERSION_CACHE) >= _VERSION_CACHE_SIZE:
                     _VERSION_CACHE.pop(next(iter(_VERSION_CACHE)))
