@@ -8,6 +8,8 @@ or HTTP Basic. Requests that change something are written to the store's audit t
 from __future__ import annotations
 
 import base64
+import hashlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,18 +35,43 @@ def wants_json() -> bool:
     return request.path.startswith(MACHINE_PREFIXES) or request.accept_mimetypes.best == "application/json"
 
 
+#: How long (s) a checked token or Basic credential is trusted without asking the store again. Tile and
+#: API clients send one with every request, and a password hash costs tens of milliseconds by design.
+#: Changes made through this process's admin pages take effect at once; other workers follow within this.
+CREDENTIALS_TTL_S = 30.0
+
+
+def _remembered(header: str, check: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    cache = current_app.extensions.setdefault("multiplan_credentials", {})
+    key = hashlib.sha256(header.encode("utf-8")).hexdigest()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    user = check()
+    if user is not None:  # failures are not remembered: a typo must not lock anyone out
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (time.monotonic() + CREDENTIALS_TTL_S, user)
+    return user
+
+
+def forget_credentials() -> None:
+    """Drop remembered tokens and Basic credentials (after a user or token changed)."""
+    current_app.extensions.get("multiplan_credentials", {}).clear()
+
+
 def _credentials_user() -> tuple[dict[str, Any] | None, str | None]:
     from web.store import get_store
 
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        return users.token_user(get_store(), header[7:].strip()), "token"
+        return _remembered(header, lambda: users.token_user(get_store(), header[7:].strip())), "token"
     if header.startswith("Basic "):
         try:
             name, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None, "basic"
-        return users.authenticate(get_store(), name, password), "basic"
+        return _remembered(header, lambda: users.authenticate(get_store(), name, password)), "basic"
     if session.get("user"):
         try:
             user = users.get_user(get_store(), session["user"])

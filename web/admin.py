@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from multiplan import users
-from web.access import requires
+from web.access import forget_credentials, requires
 from web.i18n import t
 from web.store import get_store
 
@@ -43,6 +43,7 @@ def add() -> Any:
 def update(username: str) -> Any:
     users.update_user(get_store(), username, g.user["username"], role=request.form.get("role") or None,
                       active=request.form.get("active") == "1", password=request.form.get("password") or None)
+    forget_credentials()
     flash(t("user_saved"))
     return redirect(url_for("admin.index"))
 
@@ -60,5 +61,6 @@ def token(username: str) -> Any:
 @requires("admin")
 def revoke(username: str) -> Any:
     n = users.revoke_tokens(get_store(), username, g.user["username"])
+    forget_credentials()
     flash(t("revoked", n=n))
     return redirect(url_for("admin.index"))
