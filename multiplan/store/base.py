@@ -253,6 +253,10 @@ class PlanStore(ABC):
         """Version ``number`` of ``layer``; the newest when ``number`` is None."""
         from multiplan.errors import NotFoundError
 
+        if number is not None:  # a version once seen exists for good: versions are never changed or removed
+            for v in getattr(self, "_versions_cache", ()):
+                if v.layer == layer and v.version == number:
+                    return v
         found = self.versions(layer)
         if not found:
             raise NotFoundError("no_versions", layer=layer)
