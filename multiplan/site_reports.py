@@ -63,7 +63,7 @@ _CLASS_COLOURS = (("01", "#f7dc6f"), ("02", "#d4ac0d"), ("03", "#27ae60"), ("04"
                   ("06", "#f0b27a"), ("07", "#f5b7b1"), ("08", "#ec7063"), ("09", "#e74c3c"), ("10", "#a569bd"),
                   ("11", "#cb4335"), ("12", "#aab7b8"), ("13", "#85929e"), ("14", "#58d68d"), ("15", "#e59866"),
                   ("16", "#dc7633"), ("17", "#5dade2"), ("18", "#85c1e9"), ("19", "#85c1e9"), ("2", "#aed6f1"))
-_TERRAIN = {"cells": ("栅格单元数", "cells"), "cell_size": ("单元大小", "cell size"),
+TERRAIN_LABELS = {"cells": ("栅格单元数", "cells"), "cell_size": ("单元大小", "cell size"),
             "elevation_min_m": ("最低高程(m)", "lowest elevation (m)"),
             "elevation_max_m": ("最高高程(m)", "highest elevation (m)"),
             "elevation_mean_m": ("平均高程(m)", "mean elevation (m)"), "slope_mean_deg": ("平均坡度(°)", "mean slope (°)"),
@@ -189,7 +189,7 @@ def render_html(report: dict[str, Any], lang: str = "zh", store: PlanStore | Non
         row["layer"] = _layer_title(report, row["layer"])
     lines = [{**c, "line": c["name"], "position": _t(_POSITION[c["position"]], lang)} for c in report["control_lines"]]
     terrain = report["terrain"]
-    terrain_rows = [{"measure": _t(_TERRAIN.get(k, (k, k)), lang), "value": v} for k, v in terrain.items()
+    terrain_rows = [{"measure": _t(TERRAIN_LABELS.get(k, (k, k)), lang), "value": v} for k, v in terrain.items()
                     if k != "status"]
     networks = [{**n, "layer": n["title"]} for n in report["networks"]]
     conflicts = [{**c, "severity": _t(_SEVERITY.get(c["severity"], (c["severity"],) * 2), lang)}

@@ -22,7 +22,7 @@ from flask import (
 
 from multiplan.approvals import get_check, list_approvals, record_check
 from multiplan.errors import InputError
-from multiplan.site_reports import render_html, render_pdf
+from multiplan.site_reports import TERRAIN_LABELS, render_html, render_pdf
 from multiplan.sitecheck import canonical_json, check_site
 from multiplan.sites import read_site, site_from_text
 from web.access import requires
@@ -112,8 +112,10 @@ def result(check_id: int) -> Any:
     features = [{"type": "Feature", "geometry": report["site"]["geometry"],
                  "properties": {"verdict": report["verdict"], "kind": "site"}}]
     open_approvals = [a for a in list_approvals(get_store()) if a["status"] in ("submitted", "under_review")]
+    terrain = [((TERRAIN_LABELS.get(k) or (k, k))[1 if language() == "en" else 0], v)
+               for k, v in report["terrain"].items() if k != "status"]
     return render_template("sitecheck/result.html", check=check, r=report, approvals=open_approvals,
-                           geojson={"type": "FeatureCollection", "features": features})
+                           terrain=terrain, geojson={"type": "FeatureCollection", "features": features})
 
 
 @bp.route("/<int:check_id>/report.<fmt>")
