@@ -327,8 +327,9 @@ def transition_approval(store: PlanStore, code: str, target: str, reason: str, a
 
 
 def record_check(store: PlanStore, report: dict[str, Any], site: shapely.Geometry, approval_code: str | None = None,
-                 actor: str | None = None) -> int:
-    """Store a site check with its links to the conflicts it touches (and to its approval); return its id."""
+                 actor: str | None = None, report_json: str | None = None) -> int:
+    """Store a site check with its links to the conflicts it touches (and to its approval); return its id.
+    ``report_json`` is the report's canonical JSON when the caller has it already."""
     actor = actor or current_actor()
     with store._records() as tx:
         approval = None
@@ -341,7 +342,7 @@ def record_check(store: PlanStore, report: dict[str, Any], site: shapely.Geometr
             "approval_code": approval_code, "checked_at": now_utc(), "actor": actor, "verdict": report["verdict"],
             "content_sha256": report["content_sha256"], "site_area_m2": report["site"]["area_m2"],
             "as_of": report.get("as_of"), "site_wkb": site_wkb(site),
-            "report_json": json.dumps(report, ensure_ascii=False, sort_keys=True)})
+            "report_json": report_json or json.dumps(report, ensure_ascii=False, sort_keys=True)})
         for conflict in sorted({c["conflict_id"] for c in report.get("conflicts", [])}):
             tx.insert("mp_check_conflicts", {"check_id": check_id, "conflict_id": conflict})
         if approval is not None:
@@ -374,6 +375,14 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k != "site_wkb"}
     out["site"] = site_geometry(row.get("site_wkb"))
     return out
+
+
+def find_approval(store: PlanStore, code: str) -> dict[str, Any]:
+    """The approval record alone (no events, checks or links); NotFoundError when there is none."""
+    found = store.select_records("mp_approvals", {"code": code})
+    if not found:
+        raise NotFoundError("approval_not_found", code=code)
+    return _public(found[0])
 
 
 def get_approval(store: PlanStore, code: str) -> dict[str, Any]:

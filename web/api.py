@@ -447,7 +447,7 @@ def create_site_check() -> Response:
     data = _body()
     code = _text_field(data, "project_code")
     store = get_store()
-    approval = approval_ops.get_approval(store, code) if code is not None else None  # 404 when unknown
+    approval = approval_ops.find_approval(store, code) if code is not None else None  # 404 when unknown
     use = _text_field(data, "use") or "construction"
     if use not in PROJECT_USES:
         raise _bad("use", use, "以下之一:" + ", ".join(PROJECT_USES), "one of " + ", ".join(PROJECT_USES), field=True)
@@ -460,9 +460,11 @@ def create_site_check() -> Response:
     dem = current_app.config.get("DEM")
     report = check_site(site, store, as_of=as_of, rasters={"dem": dem} if dem else None, project_use=use,
                         reach_m=float(reach))
-    check_id = approval_ops.record_check(store, report, getattr(site, "geometry", site), code, actor=_actor())
     # the report's own canonical bytes, as `multiplan check-site --format json` gives them
-    body = f'{{"check_id": {int(check_id)}, "report": {canonical_json(report, indent=None)}}}'
+    report_json = canonical_json(report, indent=None)
+    check_id = approval_ops.record_check(store, report, getattr(site, "geometry", site), code, actor=_actor(),
+                                         report_json=report_json)
+    body = f'{{"check_id": {int(check_id)}, "report": {report_json}}}'
     return Response(body, status=201, mimetype="application/json",
                     headers={"Location": url_for("api.site_check", check_id=check_id)})
 
