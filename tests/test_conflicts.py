@@ -159,3 +159,17 @@ def test_detect_command_runs_every_rule_and_writes_the_patches(demo_store, tmp_p
     assert runner.invoke(cli, ["--store", demo_store.url, "detect", "--rule", "farmland", "--out", str(csv_out),
                                "--no-save"]).exit_code == 0
     assert csv_out.read_text("utf-8-sig").splitlines()[0].startswith("rule,")
+
+
+def test_a_pair_geos_cannot_overlay_is_unknown_needs_review_never_no_conflict():
+    # a self-intersecting (bow-tie) farmland polygon: GEOS raises a TopologyException at full precision and
+    # on the 1 mm grid alike; the pair is reported for manual review, not silently dropped
+    site = shapely.segmentize(shapely.box(110.30, 19.60, 110.31, 19.61), 0.0005)
+    bow_tie = shapely.Polygon([(110.302, 19.602), (110.308, 19.608), (110.308, 19.602), (110.302, 19.608)])
+    with pytest.raises(shapely.errors.GEOSException):
+        shapely.intersection(site, bow_tie, grid_size=1e-8)
+    frames = {"overall": _frame([site], ["0701"]), "farmland": _frame([bow_tie], ["0101"], layer_keys="F")}
+    found = detect(load_rules()["farmland"], frames, {"overall": 1, "farmland": 1})
+    assert found.patches.empty
+    assert found.unknown == [{"status": "unknown_needs_review", "layer_a": "overall", "feature_a": "K0",
+                              "layer_b": "farmland", "feature_b": "F0"}]
