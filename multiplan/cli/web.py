@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from typing import Any
 
@@ -97,4 +96,6 @@ def serve(store: str, host: str, port: int, workers: int = 2, threads: int = 4, 
         raise click.ClickException("gunicorn is not installed")
     argv = [gunicorn, "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
             "--timeout", "300", "--access-logfile", "-", "web:create_app()"]
-    raise SystemExit(subprocess.call(argv, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(gunicorn, argv, env)  # gunicorn takes this process's place: signals reach it, nothing is orphaned
