@@ -30,7 +30,7 @@ fi
 export MULTIPLAN_REQUIRE_POSTGIS=1
 
 echo "== ruff"
-"$VENV/bin/ruff" check multiplan tests scripts benchmarks
+"$VENV/bin/ruff" check multiplan web tests scripts benchmarks
 echo "== pytest"
 mkdir -p test-artifacts
 "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
