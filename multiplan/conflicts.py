@@ -101,14 +101,22 @@ def _robust(op, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:
-    out = np.empty(len(geoms), dtype=object)
-    for i, g in enumerate(geoms):
-        if g is None:
-            out[i] = None
-            continue
-        parts = shapely.get_parts(g)
-        polys = shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))])
-        out[i] = shapely.multipolygons(polys) if len(polys) else shapely.MultiPolygon()
+    """Each overlay result as a multipolygon of its polygonal parts (lines and points of a collection
+    dropped; empty when nothing is left); None stays None. Vectorised: results come by the hundred thousand."""
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.full(len(geoms), None, dtype=object)
+    present = np.flatnonzero([g is not None for g in geoms])
+    if not len(present):
+        return out
+    # two levels of parts: a collection may hold multipolygons
+    parts, owner = shapely.get_parts(geoms[present], return_index=True)
+    parts, inner = shapely.get_parts(parts, return_index=True)
+    owner = owner[inner]
+    keep = shapely.get_type_id(parts) == 3
+    built = np.full(len(present), None, dtype=object)
+    shapely.multipolygons(parts[keep], indices=owner[keep], out=built)
+    built[[b is None for b in built]] = shapely.MultiPolygon()
+    out[present] = built
     return out
 
 
