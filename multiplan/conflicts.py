@@ -100,7 +100,7 @@ def _robust(op, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nda
     return out, failed
 
 
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
+def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
     """Each overlay result as a multipolygon of its polygonal parts (lines and points of a collection
     dropped; empty when nothing is left); None stays None. Vectorised: results come by the hundred thousand."""
     geoms = np.asarray(geoms, dtype=object)
@@ -204,7 +204,7 @@ def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[s
         left = np.arange(len(a))
         right = np.full(len(a), -1)
         pieces, failed = _robust(shapely.difference, a.geometry.values, np.full(len(a), b_union, dtype=object))
-    pieces = _polygonal(pieces)
+    pieces = polygonal_parts(pieces)
     areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
     min_area = rule.tolerance.get("min_area_m2", 0.0)
     keep = ~failed & (areas >= min_area) & (areas > 0)
@@ -231,7 +231,7 @@ def _detect_corridor(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versio
     a["geometry"] = corridors(lines) if len(lines) else []
     left, right = shapely.STRtree(b.geometry.values).query(a.geometry.values, predicate="intersects")
     pieces, failed = _robust(shapely.intersection, a.geometry.values[left], b.geometry.values[right])
-    pieces = _polygonal(pieces)
+    pieces = polygonal_parts(pieces)
     areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
     keep = ~failed & (areas >= rule.tolerance.get("min_area_m2", 0.0)) & (areas > 0)
     small = ~failed & ~keep & (areas > 0)

@@ -17,7 +17,16 @@ from multiplan.detection import run_detection
 from multiplan.onemap import build_one_map, class_areas, conflict_areas, two_plan_differences
 from multiplan.store.base import PlanStore
 
-_SEVERITY_COLOURS = {"forbidden": "#c0392b", "major": "#e67e22", "conditional": "#f1c40f", "notice": "#7f8c8d"}
+#: The colours of every map and chart: conflicts by severity, site checks by verdict, and the 24 class
+#: groups of 用地用海分类 (first two digits of the unified code).
+SEVERITY_COLOURS = {"forbidden": "#c0392b", "major": "#e67e22", "conditional": "#f1c40f", "notice": "#7f8c8d"}
+VERDICT_COLOURS = {"compliant": "#1e8449", "conditional": "#b9770e", "prohibited": "#c0392b", "unknown": "#7f8c8d"}
+CLASS_COLOURS = {
+    "01": "#f3e98a", "02": "#c8e07a", "03": "#5fa35a", "04": "#a9d47c", "05": "#7fc7c1", "06": "#d8c38a",
+    "07": "#ffc66e", "08": "#f08fb0", "09": "#e8584f", "10": "#a8826a", "11": "#9d85d6", "12": "#a3a3a3",
+    "13": "#4f8fc9", "14": "#6cc24a", "15": "#4d7352", "16": "#e6e6e6", "17": "#58b6e6", "18": "#a6d8f0",
+    "19": "#8aa0c8", "20": "#b7c6dd", "21": "#7fd3c9", "22": "#6c8ebf", "23": "#d8cfc0", "24": "#d6ecf7",
+}
 _WORDS = {
     "title": ("多规合一冲突检测报告", "Multi-plan conflict report"),
     "province": ("全省", "Province"),
@@ -65,38 +74,43 @@ def _table(frame: pd.DataFrame, lang: str) -> str:
 PLOT_LOCK = threading.RLock()
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _figures(rules: pd.DataFrame, one_map: gpd.GeoDataFrame, patches: gpd.GeoDataFrame, lang: str) -> tuple[str, str]:
+def pyplot() -> Any:
+    """matplotlib's pyplot, off-screen, with CJK fonts first (call it holding PLOT_LOCK)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # CJK labels need a CJK font (Debian: fonts-wqy-microhei, installed by scripts/demo.sh and test.sh)
+    # CJK labels need a CJK font (Debian: fonts-wqy-microhei, installed by scripts/setup_env.sh)
     plt.rcParams["font.sans-serif"] = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "DejaVu Sans"]
     plt.rcParams["axes.unicode_minus"] = False
+    return plt
+
+
+def png_data_uri(fig: Any, dpi: int = 110) -> str:
+    """A figure as a PNG data URI (pages stay self-contained), the figure closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _figures(rules: pd.DataFrame, one_map: gpd.GeoDataFrame, patches: gpd.GeoDataFrame, lang: str) -> tuple[str, str]:
+    plt = pyplot()
     shown = rules[rules["area_ha"] > 0].sort_values("area_ha")
     fig, ax = plt.subplots(figsize=(7, max(2.0, 0.3 * len(shown) + 1)))
-    ax.barh(shown["title"], shown["area_ha"], color=[_SEVERITY_COLOURS[s] for s in shown["severity"]])
+    ax.barh(shown["title"], shown["area_ha"], color=[SEVERITY_COLOURS[s] for s in shown["severity"]])
     ax.set_xlabel(_w("chart", lang))
-    chart = _png(fig)
+    chart = png_data_uri(fig)
     fig, ax = plt.subplots(figsize=(7, 7))
     one_map.boundary.plot(ax=ax, linewidth=0.2, color="#95a5a6")
-    for severity in reversed(list(_SEVERITY_COLOURS)):
+    for severity in reversed(list(SEVERITY_COLOURS)):
         part = patches[patches["severity"] == severity] if not patches.empty else patches
         if not part.empty:
-            part.plot(ax=ax, color=_SEVERITY_COLOURS[severity], label=severity)
+            part.plot(ax=ax, color=SEVERITY_COLOURS[severity], label=severity)
     ax.set_axis_off()
     ax.set_title(_w("map", lang))
-    return chart, _png(fig)
+    return chart, png_data_uri(fig)
 
 
 def _scope(one_map: gpd.GeoDataFrame, patches: gpd.GeoDataFrame, county: str | None

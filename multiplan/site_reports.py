@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from multiplan.crs import STORAGE_CRS
-from multiplan.reports import PLOT_LOCK, _png
+from multiplan.reports import CLASS_COLOURS, PLOT_LOCK, VERDICT_COLOURS, png_data_uri, pyplot
 from multiplan.store.base import PlanStore
 
 _W = {
@@ -58,11 +58,6 @@ _SEVERITY = {"forbidden": ("禁止", "forbidden"), "major": ("重大", "major"),
              "notice": ("提示", "notice")}
 _POSITION = {"inside": ("线内", "inside"), "outside": ("线外", "outside"), "both": ("跨线", "both sides"),
              "unknown": ("未知", "unknown")}
-_VERDICT_COLOURS = {"compliant": "#1e8449", "conditional": "#b9770e", "prohibited": "#c0392b", "unknown": "#7f8c8d"}
-_CLASS_COLOURS = (("01", "#f7dc6f"), ("02", "#d4ac0d"), ("03", "#27ae60"), ("04", "#a9dfbf"), ("05", "#76d7c4"),
-                  ("06", "#f0b27a"), ("07", "#f5b7b1"), ("08", "#ec7063"), ("09", "#e74c3c"), ("10", "#a569bd"),
-                  ("11", "#cb4335"), ("12", "#aab7b8"), ("13", "#85929e"), ("14", "#58d68d"), ("15", "#e59866"),
-                  ("16", "#dc7633"), ("17", "#5dade2"), ("18", "#85c1e9"), ("19", "#85c1e9"), ("2", "#aed6f1"))
 TERRAIN_LABELS = {"cells": ("栅格单元数", "cells"), "cell_size": ("单元大小", "cell size"),
             "elevation_min_m": ("最低高程(m)", "lowest elevation (m)"),
             "elevation_max_m": ("最高高程(m)", "highest elevation (m)"),
@@ -99,19 +94,13 @@ def _table(rows: list[dict[str, Any]], columns: list[str], lang: str) -> str:
 
 
 def _colour(code: str | None) -> str:
-    first = (code or "").split("|")[0]
-    return next((c for prefix, c in _CLASS_COLOURS if first.startswith(prefix)), "#d5dbdb")
+    return CLASS_COLOURS.get((code or "").split("|")[0][:2], "#d5dbdb")
 
 
 def _figures(report: dict[str, Any], store: PlanStore | None, lang: str) -> tuple[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Patch
 
-    plt.rcParams["font.sans-serif"] = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
     site = shapely.geometry.shape(report["site"]["geometry"])
     minx, miny, maxx, maxy = site.bounds
     pad = max(maxx - minx, maxy - miny) * 0.6 + 0.001
@@ -152,7 +141,7 @@ def _figures(report: dict[str, Any], store: PlanStore | None, lang: str) -> tupl
     ax.set_title(_w("map", lang))
     ax.tick_params(labelsize=7)
     ax.ticklabel_format(useOffset=False)
-    map_png = _png(fig)
+    map_png = png_data_uri(fig)
 
     layers = [lid for lid in dict.fromkeys(r["layer"] for r in report["overlaps"])]
     fig, ax = plt.subplots(figsize=(7, max(2.0, 0.45 * len(layers) + 1)))
@@ -167,7 +156,7 @@ def _figures(report: dict[str, Any], store: PlanStore | None, lang: str) -> tupl
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
     ax.set_title(_w("chart", lang))
-    return map_png, _png(fig)
+    return map_png, png_data_uri(fig)
 
 
 def _layer_title(report: dict[str, Any], layer: str) -> Any:
@@ -200,8 +189,8 @@ def render_html(report: dict[str, Any], lang: str = "zh", store: PlanStore | Non
     head = (f"<p><b>{_w('area', lang)}</b>: {site['area_m2']:,.2f} ㎡ = {site['area_ha']:,.4f} ha = "
             f"{site['area_mu']:,.2f} {_t(('亩', 'mu'), lang)} · <b>{_w('as_of', lang)}</b>: "
             f"{_text(report['as_of'] or _w('current', lang), lang)}</p>"
-            f"<p class='verdict' style='border-color:{_VERDICT_COLOURS[verdict]}'><b>{_w('verdict', lang)}</b>: "
-            f"<span style='color:{_VERDICT_COLOURS[verdict]}'>{html.escape(verdict_text)}</span></p>"
+            f"<p class='verdict' style='border-color:{VERDICT_COLOURS[verdict]}'><b>{_w('verdict', lang)}</b>: "
+            f"<span style='color:{VERDICT_COLOURS[verdict]}'>{html.escape(verdict_text)}</span></p>"
             f"<p><img alt='map' src='{map_png}'></p>")
     sections = [
         f"<h2>{_w('legal', lang)}</h2>" + (_table(findings, ["rule", "title", "severity", "area_m2", "basis", "message"],

@@ -29,7 +29,13 @@ import rasterio.features
 import rasterio.windows
 import shapely
 
-from multiplan.conflicts import SNAP_GRID_DEG, class_mask, slope_areas, slope_degrees
+from multiplan.conflicts import (
+    SNAP_GRID_DEG,
+    class_mask,
+    polygonal_parts,
+    slope_areas,
+    slope_degrees,
+)
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
@@ -144,11 +150,8 @@ def _robust(op: Callable, a: Any, b: Any) -> Any:
 
 
 def _polygonal(geom: shapely.Geometry | None) -> shapely.Geometry:
-    if geom is None or geom.is_empty:
-        return shapely.MultiPolygon()
-    parts = shapely.get_parts(geom)
-    polys = shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))])
-    return shapely.multipolygons(polys) if len(polys) else shapely.MultiPolygon()
+    """One overlay result as a multipolygon of its polygonal parts; None (not computed) as an empty one."""
+    return shapely.MultiPolygon() if geom is None else polygonal_parts(np.array([geom], dtype=object))[0]
 
 
 def _area(geom: shapely.Geometry | None) -> float:
@@ -201,8 +204,9 @@ def _clip(site: _Site, geoms: np.ndarray) -> np.ndarray:
     except shapely.errors.GEOSException:
         clipped[rest] = np.array([_robust(shapely.intersection, g, site.geometry) for g in geoms[rest]],
                                  dtype=object)
-    return np.array([None if c is None else (c if shapely.get_type_id(c) in (3, 6) else _polygonal(c))
-                     for c in clipped], dtype=object)
+    mixed = ~np.isin(shapely.get_type_id(clipped), (-1, 3, 6))  # collections, lines: keep the polygons
+    clipped[mixed] = polygonal_parts(clipped[mixed])
+    return clipped
 
 
 def _inside_union(chosen: _Layer) -> shapely.Geometry | None:
@@ -345,7 +349,9 @@ def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> lis
             parts = shapely.intersection(corridors, site.geometry)
         except shapely.errors.GEOSException:
             parts = np.array([_robust(shapely.intersection, c, site.geometry) for c in corridors], dtype=object)
-        corridor_area[wide] = ellipsoidal_area(np.array([_polygonal(p) for p in parts], dtype=object))
+        parts = polygonal_parts(np.asarray(parts, dtype=object))
+        parts[[p is None for p in parts]] = shapely.MultiPolygon()  # not computed: no area claimed
+        corridor_area[wide] = ellipsoidal_area(parts)
     out = [{"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en}, "feature": str(plan.key[i]),
             "class_code": plan.orig[i], "level": plan.level[i], "corridor_m": round(float(widths[k]), 3),
             "distance_m": round(float(distance[k]), 4), "length_inside_m": round(float(lengths[k]), 4),
@@ -518,7 +524,7 @@ def _conflicts(store: PlanStore, site: _Site) -> tuple[list[dict], int | None]:
     if patches.empty:
         return [], run_id
     hit = patches[shapely.intersects(patches.geometry.values, site.geometry)]
-    cases = {c["conflict_id"]: c for c in store.conflicts()} if len(hit) else {}
+    cases = {cid: c for cid in set(hit["conflict_id"]) for c in store.conflicts(conflict_id=cid)}
     areas: dict[str, float] = {}
     first: dict[str, Any] = {}
     for row, geom in zip(hit.itertuples(index=False), hit.geometry.values, strict=True):

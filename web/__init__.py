@@ -49,6 +49,9 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     store = open_store(app.config["STORE"])
     store.init()
     app.extensions["multiplan_store"] = store
+    from multiplan.reports import CLASS_COLOURS
+
+    app.jinja_env.globals["class_colours"] = CLASS_COLOURS  # small maps colour the plans as the viewer does
     csrf = CSRFProtect(app)
     i18n.init_app(app)
     access.init_app(app)

@@ -356,7 +356,7 @@ def conflicts() -> Response:
 
 
 def _find_case(store: Any, conflict_id: str) -> dict[str, Any]:
-    found = [c for c in store.conflicts() if c["conflict_id"] == conflict_id]
+    found = store.conflicts(conflict_id=conflict_id)
     if not found:
         raise NotFoundError("conflict_not_found", conflict=conflict_id)
     return found[0]

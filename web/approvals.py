@@ -4,8 +4,6 @@ of checks, the audit trail, and state transitions (with the override an approval
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import shapely
@@ -23,7 +21,7 @@ from multiplan.approvals import (
 )
 from web.access import ANY_USER, requires
 from web.i18n import t
-from web.plans import upload_name
+from web.plans import saved_upload
 from web.store import get_store
 
 bp = Blueprint("approvals", __name__, url_prefix="/approvals")
@@ -89,9 +87,7 @@ def import_file() -> Any:
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             abort(400)
-        with tempfile.TemporaryDirectory(prefix="multiplan-approvals-") as tmp:
-            path = Path(tmp) / upload_name(upload.filename)
-            upload.save(path)
+        with saved_upload(upload) as path:
             result = import_approvals(get_store(), path, actor=g.user["username"])
     return render_template("approvals/import.html", result=result)
 
@@ -106,9 +102,7 @@ def create() -> Any:
                   for k in ("code", "name", "applicant", "stage", "applied_on", "officer", "notes")}
         upload = request.files.get("site_file")
         if upload is not None and upload.filename:
-            with tempfile.TemporaryDirectory(prefix="multiplan-site-") as tmp:
-                path = Path(tmp) / upload_name(upload.filename)
-                upload.save(path)
+            with saved_upload(upload) as path:
                 record["site"] = read_site(path).geometry
         created = create_approval(get_store(), record, actor=g.user["username"])
         return redirect(url_for("approvals.detail", code=created["code"]))

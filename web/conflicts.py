@@ -63,7 +63,7 @@ def index() -> Any:
 
 
 def _case(conflict_id: str) -> dict[str, Any]:
-    case = next((c for c in get_store().conflicts() if c["conflict_id"] == conflict_id), None)
+    case = next(iter(get_store().conflicts(conflict_id=conflict_id)), None)
     if case is None:
         abort(404)
     return case

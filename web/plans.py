@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import threading
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,15 @@ def upload_name(filename: str) -> str:
     name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*\x00')
     name = name.strip(" .")[:120]
     return name or "upload"
+
+
+@contextmanager
+def saved_upload(upload: Any) -> Iterator[Path]:
+    """An uploaded file saved under its own (Chinese-preserving) name in a folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="multiplan-upload-") as tmp:
+        path = Path(tmp) / upload_name(upload.filename)
+        upload.save(path)
+        yield path
 
 
 @bp.route("/")

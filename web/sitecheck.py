@@ -27,7 +27,7 @@ from multiplan.sitecheck import canonical_json, check_site
 from multiplan.sites import read_site, site_from_text
 from web.access import requires
 from web.i18n import language, t
-from web.plans import upload_name
+from web.plans import saved_upload
 from web.store import get_store
 
 bp = Blueprint("sitecheck", __name__, url_prefix="/sitecheck")
@@ -63,18 +63,17 @@ def _read_site() -> Any:
     crs = (request.form.get("crs") or "").strip() or None
     upload = request.files.get("site_file")
     text = (request.form.get("site_text") or "").strip()
+    if upload is not None and upload.filename:
+        with saved_upload(upload) as path:
+            return read_site(path, crs=crs)
+    if not text:
+        raise InputError("site_nothing_given")
+    if text.startswith("{") or text[:12].upper().startswith(("POLYGON", "MULTIPOLYGON", "SRID=")):
+        return site_from_text(text, crs=crs)
     with tempfile.TemporaryDirectory(prefix="multiplan-site-") as tmp:
-        if upload is not None and upload.filename:
-            path = Path(tmp) / upload_name(upload.filename)
-            upload.save(path)
-            return read_site(path, crs=crs)
-        if text:
-            if text.startswith("{") or text[:12].upper().startswith(("POLYGON", "MULTIPOLYGON", "SRID=")):
-                return site_from_text(text, crs=crs)
-            path = Path(tmp) / "界址点.txt"  # a pasted coordinate table reads as a table file does
-            path.write_text(text, "utf-8")
-            return read_site(path, crs=crs)
-    raise InputError("site_nothing_given")
+        path = Path(tmp) / "界址点.txt"  # a pasted coordinate table reads as a table file does
+        path.write_text(text, "utf-8")
+        return read_site(path, crs=crs)
 
 
 @bp.route("/", methods=["GET"])

@@ -3,13 +3,11 @@ severity, with charts (PNG drawn by matplotlib, inline)."""
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from multiplan.reports import PLOT_LOCK
+from multiplan.reports import PLOT_LOCK, SEVERITY_COLOURS, png_data_uri, pyplot
 from multiplan.statistics import county_statistics
 from web.access import ANY_USER, requires
 from web.i18n import language
@@ -27,27 +25,12 @@ STRINGS = {
     "land_use_construction_urban_not": ("土规建设、城规非建设", "land-use: construction, urban: not"),
     "unclear": ("类别不明", "unclear"),
 }
-_SEVERITY_COLOURS = {"forbidden": "#c0392b", "major": "#e67e22", "conditional": "#f1c40f", "notice": "#7f8c8d"}
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _charts(stats: dict[str, Any], lang: str) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
-    plt.rcParams["font.sans-serif"] = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
+    plt = pyplot()
     charts = {}
     classes = pd.DataFrame(stats["area_by_class"])
     if not classes.empty:
@@ -57,14 +40,14 @@ def _charts(stats: dict[str, Any], lang: str) -> dict[str, str]:
         table.plot.barh(stacked=True, ax=ax, colormap="tab20", width=0.7)
         ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.15))
         ax.set_xlabel("ha")
-        charts["classes"] = _png(fig)
+        charts["classes"] = png_data_uri(fig, dpi=100)
     rules = pd.DataFrame(stats["conflicts_by_rule"])
     if not rules.empty:
         fig, ax = plt.subplots(figsize=(8, 0.3 * len(rules) + 1.2))
         ax.barh([f"{r} ({s})" for r, s in zip(rules["rule"], rules["severity"], strict=True)], rules["area_ha"],
-                color=[_SEVERITY_COLOURS.get(s, "#999") for s in rules["severity"]])
+                color=[SEVERITY_COLOURS.get(s, "#999") for s in rules["severity"]])
         ax.set_xlabel("ha")
-        charts["rules"] = _png(fig)
+        charts["rules"] = png_data_uri(fig, dpi=100)
     return charts
 
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request,
 from multiplan import approvals as approval_ops
 from multiplan import tiles as engine
 from multiplan.errors import NotFoundError
+from multiplan.reports import CLASS_COLOURS, SEVERITY_COLOURS, VERDICT_COLOURS
 from multiplan.specs import LAYER_IDS, load_layer_specs, unified_classes
 from web.access import ANY_USER, requires
 from web.i18n import language, t
@@ -68,22 +69,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     "as_approved": ("已批准", "approved"), "as_rejected": ("不予批准", "rejected"), "as_withdrawn": ("已撤回", "withdrawn"),
 }
 
-#: Fill colours of the 24 class groups of 用地用海分类 (first two digits of the unified code).
-CLASS_COLOURS = {
-    "01": "#f3e98a", "02": "#c8e07a", "03": "#5fa35a", "04": "#a9d47c", "05": "#7fc7c1", "06": "#d8c38a",
-    "07": "#ffc66e", "08": "#f08fb0", "09": "#e8584f", "10": "#a8826a", "11": "#9d85d6", "12": "#a3a3a3",
-    "13": "#4f8fc9", "14": "#6cc24a", "15": "#4d7352", "16": "#e6e6e6", "17": "#58b6e6", "18": "#a6d8f0",
-    "19": "#8aa0c8", "20": "#b7c6dd", "21": "#7fd3c9", "22": "#6c8ebf", "23": "#d8cfc0", "24": "#d6ecf7",
-}
 #: Outline colours of the polygon plans, and line colours of the five networks.
 LAYER_COLOURS = {
     "overall": "#4a4a4a", "land_use": "#6d6d6d", "urban": "#2c3e50", "farmland": "#b8860b", "forest": "#2e7d32",
     "ocean": "#1565c0", "eco_redline": "#c62828", "road": "#6d4c41", "fiber": "#8e44ad", "power": "#c2185b",
     "gas": "#00897b", "water": "#1e88e5",
 }
-SEVERITY_COLOURS = {"forbidden": "#c0392b", "major": "#e67e22", "conditional": "#f1c40f", "notice": "#95a5a6"}
-VERDICT_COLOURS = {"compliant": "#1e8449", "conditional": "#b9770e", "prohibited": "#c0392b", "unknown": "#7f8c8d",
-                   "none": "#34495e"}
+#: Approval sites by their latest verdict, "none" for a site never checked.
+SITE_COLOURS = {**VERDICT_COLOURS, "none": "#34495e"}
 #: Layers switched on when the page opens.
 DEFAULT_ON = ("overall", "road", "fiber", "power", "gas", "water", "conflicts", "approvals")
 #: Hainan, for a store with no plans yet.
@@ -175,12 +168,12 @@ def index() -> str:
         # tiles are asked for only inside a layer's bounds (patches lie inside the plans)
         "conflicts": {"version": int(run["id"]), "bounds": everything} if run else None,
         "approvals": {"version": 0, "bounds": list(sites) if sites else None},
-        "classColours": CLASS_COLOURS, "severityColours": SEVERITY_COLOURS, "verdictColours": VERDICT_COLOURS,
+        "classColours": CLASS_COLOURS, "severityColours": SEVERITY_COLOURS, "verdictColours": SITE_COLOURS,
         "bounds": list(whole), "counties": {code: list(b) for code, b in counties.items()},
         "labels": {key[2:]: t(key) for key in STRINGS if key.startswith("f_")},
         "values": {
             "severity": {s: t(f"severity_{s}") for s in SEVERITY_COLOURS},
-            "verdict": {v: t(f"verdict_{v}") for v in VERDICT_COLOURS if v != "none"},
+            "verdict": {v: t(f"verdict_{v}") for v in VERDICT_COLOURS},
             "conflictStatus": {k[3:]: t(k) for k in STRINGS if k.startswith("cs_")},
             "approvalStatus": {k[3:]: t(k) for k in STRINGS if k.startswith("as_")},
             "layer": {lid: specs[lid].title(lang) for lid in LAYER_IDS},
@@ -192,7 +185,7 @@ def index() -> str:
     }
     return render_template("viewer.html", layers=layers, run=run, counties=sorted(counties), groups=groups,
                            networks=[layer for layer in layers if layer["network"]],
-                           severities=SEVERITY_COLOURS, verdicts=VERDICT_COLOURS,
+                           severities=SEVERITY_COLOURS, verdicts=SITE_COLOURS,
                            approvals=[{"code": c, "name": n} for c, n in zip(sited.frame["code"], sited.frame["name"],
                                                                               strict=True)],
                            config=config)
@@ -272,7 +265,7 @@ def feature(layer: str, version: int, key: str) -> Response:
 def conflict(conflict_id: str) -> Response:
     """A conflict case of the ledger and the approvals whose site checks touched it."""
     store = get_store()
-    case = next((c for c in store.conflicts() if c["conflict_id"] == conflict_id), None)
+    case = next(iter(store.conflicts(conflict_id=conflict_id)), None)
     if case is None:
         abort(404)
     lang = language()

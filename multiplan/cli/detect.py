@@ -105,7 +105,7 @@ def conflicts_list(obj: dict[str, Any], status: str | None, rule: str | None, as
 def conflicts_show(obj: dict[str, Any], conflict_id: str) -> None:
     """A conflict with its suggested resolution and its whole history."""
     with open_store(obj["store"]) as store:
-        case = next((c for c in store.conflicts() if c["conflict_id"] == conflict_id), None)
+        case = next(iter(store.conflicts(conflict_id=conflict_id)), None)
         if case is None:
             from multiplan.errors import NotFoundError
 

@@ -38,6 +38,8 @@ FEATURE_COLUMN_NAMES = tuple(c[0] for c in FEATURE_COLUMNS)
 GEOMETRY_TYPES = {"polygon": "MultiPolygon", "line": "MultiLineString", "point": "MultiPoint"}
 
 VERSION_STATUS_COMMITTED = "committed"
+#: What tells whether a version list is current: versions are only ever added.
+VERSION_STAMP_SQL = "SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions"
 
 
 def feature_table(layer_id: str) -> str:
@@ -168,21 +170,33 @@ class PlanStore(ABC):
     @abstractmethod
     def begin_load(self, meta: LoadMeta, geometry: str) -> LoadSession: ...
 
+    #: The version list as last read, and the stamp it was read under (see :meth:`versions`).
+    _versions_stamp: tuple | None = None
+    _versions_cache: tuple[PlanVersion, ...] = ()
+
+    def versions(self, layer: str | None = None) -> list[PlanVersion]:
+        """The committed versions (of ``layer``), in layer and version order."""
+        stamp, rows = self._version_rows(self._versions_stamp)
+        if rows is not None:
+            self._versions_cache = tuple(version_from_row(r) for r in rows)
+            self._versions_stamp = stamp
+        return [v for v in self._versions_cache if layer in (None, v.layer)]
+
     @abstractmethod
-    def versions(self, layer: str | None = None) -> list[PlanVersion]: ...
+    def _version_rows(self, known: tuple | None) -> tuple[tuple, list[dict[str, Any]] | None]:
+        """The stamp of mp_plan_versions (versions are only ever added: their count and newest load time), and
+        its rows in layer and version order, or None when the stamp is still ``known``."""
 
     @abstractmethod
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame: ...
 
+    @abstractmethod
     def features_near(self, versions: dict[str, int], bbox: tuple[float, float, float, float],
                       bboxes: dict[str, tuple[float, float, float, float]] | None = None
                       ) -> dict[str, FeatureArrays]:
         """The features of each ``{layer: version}`` whose bounding boxes meet ``bbox`` (or the layer's own box in
         ``bboxes``): what a site check reads."""
-        bboxes = bboxes or {}
-        return {layer: FeatureArrays.from_frame(self.read_features(layer, number, bbox=bboxes.get(layer, bbox)))
-                for layer, number in versions.items()}
 
     @abstractmethod
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]: ...
@@ -202,17 +216,18 @@ class PlanStore(ABC):
     @abstractmethod
     def detection_runs(self) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
     def latest_run_id(self) -> int | None:
         """The id of the newest detection run, or None."""
-        runs = self.detection_runs()
-        return int(runs[-1]["id"]) if runs else None
 
     @abstractmethod
     def read_patches(self, run_id: int, bbox: tuple[float, float, float, float] | None = None
                      ) -> gpd.GeoDataFrame: ...
 
     @abstractmethod
-    def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]: ...
+    def conflicts(self, status: str | None = None, rule: str | None = None, conflict_id: str | None = None
+                  ) -> list[dict[str, Any]]:
+        """Ledger cases, filtered by status, rule or id, in rule and id order."""
 
     @abstractmethod
     def conflict_events(self, conflict_id: str) -> list[dict[str, Any]]: ...
@@ -254,7 +269,7 @@ class PlanStore(ABC):
         from multiplan.errors import NotFoundError
 
         if number is not None:  # a version once seen exists for good: versions are never changed or removed
-            for v in getattr(self, "_versions_cache", ()):
+            for v in self._versions_cache:
                 if v.layer == layer and v.version == number:
                     return v
         found = self.versions(layer)
@@ -273,68 +288,62 @@ class PlanStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the map: vector tiles and pages of features (added for the web map, the tiles and the OGC API) --
-    # These defaults work from read_features; both back-ends answer faster (SQL, or versions in memory).
+    # -- the map: vector tiles and pages of features (the web map, the tiles and the OGC API) --------
     #: Columns find_features may look features up by (SQL identifiers come from this list only).
     LOOKUP_COLUMNS = ("feature_no", "feature_key")
 
+    @abstractmethod
     def mvt_tile(self, layer: str, version: int, z: int, x: int, y: int) -> bytes:
         """Tile z/x/y (web mercator) of a plan version as a Mapbox Vector Tile layer named ``layer`` (b"" if
         empty); properties :data:`multiplan.tiles.PLAN_PROPERTIES`, the feature number as feature id."""
-        from multiplan import tiles
 
-        tiles.check_tile(z, x, y)
-        frame = self.read_features(layer, version, bbox=tiles.tile_lonlat_bounds(z, x, y, buffered=True))
-        return tiles.plan_layer(frame).tile(layer, z, x, y)
-
+    @abstractmethod
     def mvt_patch_tile(self, run_id: int, z: int, x: int, y: int) -> bytes:
         """Tile z/x/y of a detection run's conflict patches (MVT layer ``conflicts``), each with its
         conflict's current status in the ledger."""
-        from multiplan import tiles
 
-        tiles.check_tile(z, x, y)
-        frame = self.read_patches(run_id, bbox=tiles.tile_lonlat_bounds(z, x, y, buffered=True))
-        status = {c["conflict_id"]: c["status"] for c in self.conflicts()}
-        return tiles.patch_layer(frame).tile("conflicts", z, x, y,
-                                             extra={"status": [status.get(c) for c in frame["conflict_id"]]})
-
+    @abstractmethod
     def feature_page(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None,
                      limit: int = 100, offset: int = 0) -> tuple[gpd.GeoDataFrame, int]:
         """Features ``offset`` to ``offset + limit`` (in feature order) of those whose geometry intersects
         ``bbox`` (lon/lat), and how many intersect it."""
-        from multiplan import tiles
 
-        return tiles.MemoryLayer(self.read_features(layer, version, bbox=bbox)).page(bbox, limit, offset)
-
+    @abstractmethod
     def find_features(self, layer: str, version: int, column: str, value: Any) -> gpd.GeoDataFrame:
         """The features of a version whose ``column`` (one of LOOKUP_COLUMNS) equals ``value``."""
-        if column not in self.LOOKUP_COLUMNS:
-            raise ValueError(f"cannot look features up by {column!r}")
-        frame = self.read_features(layer, version)
-        return frame[frame[column] == value]
 
+    @abstractmethod
     def feature_bounds(self, layer: str, version: int, by: str | None = None
                        ) -> dict[Any, tuple[float, float, float, float]]:
         """Bounds (lon/lat) of a version's features: all of them (key None), or per ``by`` (``xzqdm``)."""
-        from multiplan import tiles
 
-        if by not in (None, "xzqdm"):
-            raise ValueError(f"cannot group bounds by {by!r}")
-        return tiles.MemoryLayer(self.read_features(layer, version)).bounds(by)
-
+    @abstractmethod
     def change_stamp(self, what: str) -> tuple:
         """What changes whenever the ``conflicts`` ledger or the ``approvals`` (records or site checks) do:
-        caches of tiles drawn from them are keyed by it."""
-        import hashlib
+        caches of tiles drawn from them are keyed by it (the query: :func:`change_stamp_sql`)."""
 
-        if what == "conflicts":
-            rows = [(c["conflict_id"], c["status"], c["updated_at"]) for c in self.conflicts()]
-        elif what == "approvals":
-            rows = [(r["code"], r["status"], r["updated_at"]) for r in self.select_records("mp_approvals")]
-            rows += [(r["id"],) for r in self.select_records("mp_site_checks")]
-        else:
-            raise ValueError(f"no change stamp for {what!r}")
-        return (len(rows), hashlib.sha256(repr(rows).encode("utf-8")).hexdigest())
+
+def change_stamp_sql(what: str) -> str:
+    """The query of a store's change stamp (one row of counts and newest times)."""
+    sql = {"conflicts": "SELECT (SELECT COUNT(*) FROM mp_conflicts), (SELECT MAX(updated_at) FROM mp_conflicts), "
+                        "(SELECT MAX(id) FROM mp_detection_runs)",
+           "approvals": "SELECT (SELECT COUNT(*) FROM mp_approvals), (SELECT MAX(updated_at) FROM mp_approvals), "
+                        "(SELECT COUNT(*) FROM mp_site_checks), (SELECT MAX(id) FROM mp_site_checks)"}
+    if what not in sql:
+        raise ValueError(f"no change stamp for {what!r}")
+    return sql[what]
+
+
+def check_lookup_column(column: str) -> None:
+    """Refuse a lookup column the stores do not offer (it becomes an SQL identifier)."""
+    if column not in PlanStore.LOOKUP_COLUMNS:
+        raise ValueError(f"cannot look features up by {column!r}")
+
+
+def check_bounds_grouping(by: str | None) -> None:
+    """Refuse a grouping of feature bounds the stores do not offer (it becomes an SQL identifier)."""
+    if by not in (None, "xzqdm"):
+        raise ValueError(f"cannot group bounds by {by!r}")
 
 
 def version_from_row(row: dict[str, Any]) -> PlanVersion:

@@ -36,6 +36,7 @@ from multiplan.store.base import (
     RECORD_KEYS,
     RECORD_MIGRATIONS,
     RECORD_TABLES,
+    VERSION_STAMP_SQL,
     AuditEntry,
     FeatureArrays,
     LedgerTransaction,
@@ -46,6 +47,9 @@ from multiplan.store.base import (
     RecordTransaction,
     audit_detail,
     audit_from_row,
+    change_stamp_sql,
+    check_bounds_grouping,
+    check_lookup_column,
     check_schema_version,
     checked_columns,
     feature_table,
@@ -107,8 +111,6 @@ class GpkgStore(PlanStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.url = str(self.path)
-        self._versions_stamp: tuple | None = None
-        self._versions_cache: list[PlanVersion] = []
         self._ready_inode: int | None = None
         self._readers = threading.local()
 
@@ -194,16 +196,13 @@ class GpkgStore(PlanStore):
         return _GpkgLoad(self, meta, geometry)
 
     # -- queries ---------------------------------------------------------------------------
-    def versions(self, layer: str | None = None) -> list[PlanVersion]:
+    def _version_rows(self, known: tuple | None) -> tuple[tuple, list[dict[str, Any]] | None]:
         self._require_init()
         con = self._reader()
-        # versions are only ever added: their count and newest load time tell whether the cache is current
-        stamp = tuple(con.execute("SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions").fetchone())
-        if stamp != self._versions_stamp:
-            rows = con.execute("SELECT * FROM mp_plan_versions ORDER BY layer, version")
-            self._versions_cache = [version_from_row(dict(r)) for r in rows]
-            self._versions_stamp = stamp
-        return [v for v in self._versions_cache if layer in (None, v.layer)]
+        stamp = tuple(con.execute(VERSION_STAMP_SQL).fetchone())
+        if stamp == known:
+            return stamp, None
+        return stamp, [dict(r) for r in con.execute("SELECT * FROM mp_plan_versions ORDER BY layer, version")]
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection, kept open: opening one parses the whole schema each time. In
@@ -252,17 +251,8 @@ class GpkgStore(PlanStore):
 
     def audit(self, action: str, actor: str, detail: dict[str, Any]) -> None:
         self._require_init()
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with self._transaction(self._connect(), "BEGIN IMMEDIATE") as con:
             _audit(con, action, None, None, detail, actor)
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
 
     def audit_log(self, layer: str | None = None) -> list[AuditEntry]:
         self._require_init()
@@ -323,10 +313,11 @@ class GpkgStore(PlanStore):
                                        bbox=None if bbox is None else tuple(map(float, bbox)))
         return frame.reset_index(drop=True)
 
-    def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
+    def conflicts(self, status: str | None = None, rule: str | None = None, conflict_id: str | None = None
+                  ) -> list[dict[str, Any]]:
         self._require_init()
         sql, args = "SELECT * FROM mp_conflicts WHERE 1=1", []
-        for col, value in (("status", status), ("rule", rule)):
+        for col, value in (("status", status), ("rule", rule), ("conflict_id", conflict_id)):
             if value:
                 sql += f" AND {col}=?"
                 args.append(value)
@@ -375,29 +366,18 @@ class GpkgStore(PlanStore):
         return self._memory_layer(layer, version).page(bbox, limit, offset)
 
     def find_features(self, layer: str, version: int, column: str, value: Any) -> gpd.GeoDataFrame:
-        if column not in self.LOOKUP_COLUMNS:
-            raise ValueError(f"cannot look features up by {column!r}")
+        check_lookup_column(column)
         return self._memory_layer(layer, version).where(column, value)
 
     def feature_bounds(self, layer: str, version: int, by: str | None = None
                        ) -> dict[Any, tuple[float, float, float, float]]:
-        if by not in (None, "xzqdm"):
-            raise ValueError(f"cannot group bounds by {by!r}")
+        check_bounds_grouping(by)
         return self._memory_layer(layer, version).bounds(by)
 
     def change_stamp(self, what: str) -> tuple:
-        sql = {"conflicts": "SELECT (SELECT COUNT(*) FROM mp_conflicts), (SELECT MAX(updated_at) FROM mp_conflicts), "
-                            "(SELECT MAX(id) FROM mp_detection_runs)",
-               "approvals": "SELECT (SELECT COUNT(*) FROM mp_approvals), (SELECT MAX(updated_at) FROM mp_approvals), "
-                            "(SELECT COUNT(*) FROM mp_site_checks), (SELECT MAX(id) FROM mp_site_checks)"}
-        if what not in sql:
-            raise ValueError(f"no change stamp for {what!r}")
+        sql = change_stamp_sql(what)
         self._require_init()
-        con = self._connect()
-        try:
-            return tuple(con.execute(sql[what]).fetchone())
-        finally:
-            con.close()
+        return tuple(self._reader().execute(sql).fetchone())
 
 
 def _audit(con: sqlite3.Connection, action: str, layer: str | None, version: int | None,

@@ -35,6 +35,7 @@ from multiplan.store.base import (
     RECORD_KEYS,
     RECORD_MIGRATIONS,
     RECORD_TABLES,
+    VERSION_STAMP_SQL,
     AuditEntry,
     FeatureArrays,
     LedgerTransaction,
@@ -45,6 +46,9 @@ from multiplan.store.base import (
     RecordTransaction,
     audit_detail,
     audit_from_row,
+    change_stamp_sql,
+    check_bounds_grouping,
+    check_lookup_column,
     check_schema_version,
     checked_columns,
     current_actor,
@@ -195,8 +199,6 @@ class PostgisStore(PlanStore):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = sa.create_engine(_sqlalchemy_url(url), pool_pre_ping=True)
-        self._versions_stamp: tuple | None = None
-        self._versions_cache: list[PlanVersion] = []
         self._ready = False
 
     def _safe_url(self) -> str:
@@ -239,16 +241,14 @@ class PostgisStore(PlanStore):
     def begin_load(self, meta: LoadMeta, geometry: str) -> LoadSession:
         return _PostgisLoad(self, meta)
 
-    def versions(self, layer: str | None = None) -> list[PlanVersion]:
+    def _version_rows(self, known: tuple | None) -> tuple[tuple, list[dict[str, Any]] | None]:
         with self._connect() as conn:
             self._require_init(conn)
-            # versions are only ever added: their count and newest load time tell whether the cache is current
-            stamp = tuple(conn.exec_driver_sql("SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions").one())
-            if stamp != self._versions_stamp:
-                rows = conn.exec_driver_sql("SELECT * FROM mp_plan_versions ORDER BY layer, version")
-                self._versions_cache = [version_from_row(dict(r._mapping)) for r in rows]
-                self._versions_stamp = stamp
-        return [v for v in self._versions_cache if layer in (None, v.layer)]
+            stamp = tuple(conn.exec_driver_sql(VERSION_STAMP_SQL).one())
+            if stamp == known:
+                return stamp, None
+            rows = conn.exec_driver_sql("SELECT * FROM mp_plan_versions ORDER BY layer, version")
+            return stamp, [dict(r._mapping) for r in rows]
 
     def read_features(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None = None
                       ) -> gpd.GeoDataFrame:
@@ -348,10 +348,12 @@ class PostgisStore(PlanStore):
             frame = gpd.read_postgis(sa.text(sql + " ORDER BY fid"), conn, geom_col="geom", params=params)
         return frame.rename_geometry("geometry").reset_index(drop=True)
 
-    def conflicts(self, status: str | None = None, rule: str | None = None) -> list[dict[str, Any]]:
+    def conflicts(self, status: str | None = None, rule: str | None = None, conflict_id: str | None = None
+                  ) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM mp_conflicts WHERE (CAST(:s AS text) IS NULL OR status = :s) "
                           "AND (CAST(:r AS text) IS NULL OR rule = :r) "
-                          "ORDER BY rule, conflict_id", s=status, r=rule)
+                          "AND (CAST(:c AS text) IS NULL OR conflict_id = :c) "
+                          "ORDER BY rule, conflict_id", s=status, r=rule, c=conflict_id)
 
     def conflict_events(self, conflict_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM mp_conflict_events WHERE conflict_id = :c ORDER BY id", c=conflict_id)
@@ -421,8 +423,7 @@ class PostgisStore(PlanStore):
         return normalise_read_frame(frame.rename_geometry("geometry")), matched
 
     def find_features(self, layer: str, version: int, column: str, value: Any) -> gpd.GeoDataFrame:
-        if column not in self.LOOKUP_COLUMNS:
-            raise ValueError(f"cannot look features up by {column!r}")
+        check_lookup_column(column)
         self.version(layer, version)
         cols = ", ".join([c[0] for c in FEATURE_COLUMNS] + ["geom"])
         value = int(value) if column == "feature_no" else str(value)
@@ -434,8 +435,7 @@ class PostgisStore(PlanStore):
 
     def feature_bounds(self, layer: str, version: int, by: str | None = None
                        ) -> dict[Any, tuple[float, float, float, float]]:
-        if by not in (None, "xzqdm"):
-            raise ValueError(f"cannot group bounds by {by!r}")
+        check_bounds_grouping(by)
         self.version(layer, version)
         key = by or "NULL"
         rows = self._rows(f"SELECT k, ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1 FROM "
@@ -444,15 +444,10 @@ class PostgisStore(PlanStore):
         return {r["k"]: (r["x0"], r["y0"], r["x1"], r["y1"]) for r in rows}
 
     def change_stamp(self, what: str) -> tuple:
-        sql = {"conflicts": "SELECT (SELECT COUNT(*) FROM mp_conflicts), (SELECT MAX(updated_at) FROM mp_conflicts), "
-                            "(SELECT MAX(id) FROM mp_detection_runs)",
-               "approvals": "SELECT (SELECT COUNT(*) FROM mp_approvals), (SELECT MAX(updated_at) FROM mp_approvals), "
-                            "(SELECT COUNT(*) FROM mp_site_checks), (SELECT MAX(id) FROM mp_site_checks)"}
-        if what not in sql:
-            raise ValueError(f"no change stamp for {what!r}")
+        sql = change_stamp_sql(what)
         with self._connect() as conn:
             self._require_init(conn)
-            return tuple(conn.exec_driver_sql(sql[what]).one())
+            return tuple(conn.exec_driver_sql(sql).one())
 
 
 _ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}

@@ -6,7 +6,7 @@
   if (!el || !data || !window.L) { return; }
   var geojson = JSON.parse(data.textContent);
   var map = L.map(el, {preferCanvas: true, attributionControl: false});
-  if (window.multiplanContext) { window.multiplanContext(map, el.dataset.tiles); }
+  if (window.multiplanContext) { window.multiplanContext(map, el); }
   var colours = {forbidden: "#c0392b", major: "#e67e22", conditional: "#f1c40f", notice: "#7f8c8d",
                  prohibited: "#c0392b", compliant: "#1e8449", unknown: "#7f8c8d", site: "#000000"};
   var layer = L.geoJSON(geojson, {

@@ -5,7 +5,7 @@
   if (!el || !window.L) { return; }
   var centre = (el.dataset.center || "19.93,110.33").split(",").map(Number);
   var map = L.map(el, {attributionControl: false}).setView(centre, Number(el.dataset.zoom || 11));
-  if (window.multiplanContext) { window.multiplanContext(map, el.dataset.tiles); }
+  if (window.multiplanContext) { window.multiplanContext(map, el); }
   var drawn = new L.FeatureGroup().addTo(map);
   map.addControl(new L.Control.Draw({
     draw: {polygon: {allowIntersection: false, showArea: true}, polyline: false, circle: false, marker: false,
