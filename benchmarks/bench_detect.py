@@ -6,8 +6,9 @@ Data (written once per set to GeoParquet, read by every peer):
 
 - simple: 200,000 x scale Voronoi land-use cells (~21 vertices) against 50,000 x scale noisy star
   polygons (~276 vertices) over north Hainan;
-- province: 300,000 x scale land-use cells against 3,000 x scale red-line polygons, most with
-  5,000-50,000 vertices (long wiggly boundaries).
+- province: 300,000 x scale land-use cells plus 60,000 x scale forest polygons against 3,000 x scale
+  red-line polygons, most with 5,000-50,000 vertices (long wiggly boundaries, digitising noise of a
+  third of the vertex spacing).
 
 Polygon sizes shrink with 1/sqrt(scale) so a smaller scale keeps the same cells-per-polygon ratio.
 
@@ -40,7 +41,7 @@ HERE = str(Path(__file__).resolve().parent)
 
 GENERATE = """
 import sys
-import numpy as np, geopandas as gpd, shapely
+import numpy as np, pandas as pd, geopandas as gpd, shapely
 sys.path.insert(0, sys.argv[1])
 from _common import land_use_cells
 work, which, scale = sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -58,7 +59,7 @@ def stars(n, radius, vertices, waves):
         r = np.ones(k)
         for w in range(1, waves + 1):  # smooth wiggles, decaying with frequency
             r += rng.normal(0, 0.25 / w) * np.sin(w * t + rng.uniform(0, 2 * np.pi))
-        r += rng.normal(0, 0.01, k)  # digitising noise
+        r += rng.normal(0, 0.3, k) * 2 * np.pi / k  # digitising noise: a third of the vertex spacing
         r = radius[i] * np.clip(r, 0.15, None)
         xy = np.column_stack([cx[i] + r * np.cos(t) / np.cos(np.radians(cy[i])), cy[i] + r * np.sin(t)])
         out.append(shapely.polygons(np.vstack([xy, xy[:1]])))
@@ -68,8 +69,9 @@ if which == "simple":
     a = land_use_cells(int(200_000 * scale), seed=42)
     m = int(50_000 * scale)
     b = stars(m, rng.lognormal(np.log(0.0035), 0.4, m) * grow, rng.integers(250, 302, m), 12)
-else:
+else:  # side A: the land-use coverage and the forest plan's polygons (fewer, larger, overlapping it)
     a = land_use_cells(int(300_000 * scale), seed=43)
+    a = gpd.GeoDataFrame(pd.concat([a, land_use_cells(int(60_000 * scale), seed=44)], ignore_index=True), crs=4490)
     m = int(3_000 * scale)
     big = rng.random(m) < 0.7
     vertices = np.where(big, np.exp(rng.uniform(np.log(5_000), np.log(50_000), m)), rng.integers(500, 5_000, m))

@@ -20,13 +20,17 @@ import shapely.geometry
 
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.io import Raster
+from multiplan.overlay import (
+    differences_from_union,
+    intersect_pairs,
+    intersecting_pairs,
+    polygonal_parts,
+    robust,
+)
 from multiplan.rules import ClassFilter, RuleSpec
 from multiplan.rules.priority import Priority
 from multiplan.rules.spec import RuleSide
 from multiplan.specs import LAYER_IDS
-
-# Snap grid for a pair GEOS refuses at full precision (degrees, ~1 mm): the usual digitising tolerance.
-SNAP_GRID_DEG = 1e-8
 
 PATCH_COLUMNS = ("rule", "rule_version", "severity", "layer_a", "version_a", "feature_a", "class_a",
                  "orig_a", "zone_a", "layer_b", "version_b", "feature_b", "class_b", "orig_b", "zone_b", "xzqdm",
@@ -79,45 +83,6 @@ def _side(frames: dict[str, gpd.GeoDataFrame], layers: tuple[str, ...], where: C
         return gpd.GeoDataFrame({c: pd.Series([], dtype=object) for c in columns},
                                 geometry=gpd.GeoSeries([], crs=STORAGE_CRS))
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=STORAGE_CRS)
-
-
-def _robust(op, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``op`` pair by pair; a pair GEOS cannot compute is retried on a snapped grid, else left as None."""
-    try:
-        return op(left, right), np.zeros(len(left), dtype=bool)
-    except shapely.errors.GEOSException:
-        pass
-    out = np.empty(len(left), dtype=object)
-    failed = np.zeros(len(left), dtype=bool)
-    for i, (a, b) in enumerate(zip(left, right, strict=True)):
-        try:
-            out[i] = op(a, b)
-        except shapely.errors.GEOSException:
-            try:
-                out[i] = op(a, b, grid_size=SNAP_GRID_DEG)
-            except shapely.errors.GEOSException:
-                failed[i] = True
-    return out, failed
-
-
-def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
-    """Each overlay result as a multipolygon of its polygonal parts (lines and points of a collection
-    dropped; empty when nothing is left); None stays None. Vectorised: results come by the hundred thousand."""
-    geoms = np.asarray(geoms, dtype=object)
-    out = np.full(len(geoms), None, dtype=object)
-    present = np.flatnonzero([g is not None for g in geoms])
-    if not len(present):
-        return out
-    # two levels of parts: a collection may hold multipolygons
-    parts, owner = shapely.get_parts(geoms[present], return_index=True)
-    parts, inner = shapely.get_parts(parts, return_index=True)
-    owner = owner[inner]
-    keep = shapely.get_type_id(parts) == 3
-    built = np.full(len(present), None, dtype=object)
-    shapely.multipolygons(parts[keep], indices=owner[keep], out=built)
-    built[[b is None for b in built]] = shapely.MultiPolygon()
-    out[present] = built
-    return out
 
 
 def _metric_crs(geoms: np.ndarray) -> pyproj.CRS:
@@ -197,13 +162,12 @@ def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[s
     a = _side(frames, rule.a.layers, rule.a.where)
     b = _side(frames, rule.b.layers, rule.b.where)
     if rule.kind == "overlap":
-        left, right = shapely.STRtree(b.geometry.values).query(a.geometry.values, predicate="intersects")
-        pieces, failed = _robust(shapely.intersection, a.geometry.values[left], b.geometry.values[right])
+        left, right = intersecting_pairs(a.geometry.values, b.geometry.values)
+        pieces, failed = intersect_pairs(a.geometry.values[left], b.geometry.values[right])
     else:  # containment: the part of each A feature outside everything B
-        b_union = shapely.union_all(b.geometry.values) if len(b) else shapely.Polygon()
         left = np.arange(len(a))
         right = np.full(len(a), -1)
-        pieces, failed = _robust(shapely.difference, a.geometry.values, np.full(len(a), b_union, dtype=object))
+        pieces, failed = differences_from_union(a.geometry.values, b.geometry.values)
     pieces = polygonal_parts(pieces)
     areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
     min_area = rule.tolerance.get("min_area_m2", 0.0)
@@ -229,14 +193,14 @@ def _detect_corridor(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versio
     b = _side(frames, rule.b.layers, rule.b.where)
     a = lines.copy()
     a["geometry"] = corridors(lines) if len(lines) else []
-    left, right = shapely.STRtree(b.geometry.values).query(a.geometry.values, predicate="intersects")
-    pieces, failed = _robust(shapely.intersection, a.geometry.values[left], b.geometry.values[right])
+    left, right = intersecting_pairs(a.geometry.values, b.geometry.values)
+    pieces, failed = intersect_pairs(a.geometry.values[left], b.geometry.values[right])
     pieces = polygonal_parts(pieces)
     areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
     keep = ~failed & (areas >= rule.tolerance.get("min_area_m2", 0.0)) & (areas > 0)
     small = ~failed & ~keep & (areas > 0)
     patches = _patches(rule, a, b, left, right, pieces, areas, keep, versions)
-    inside, _ = _robust(shapely.intersection, lines.geometry.values[left[keep]], b.geometry.values[right[keep]])
+    inside, _ = robust(shapely.intersection, lines.geometry.values[left[keep]], b.geometry.values[right[keep]])
     patches["length_inside_m"] = geodesic_length(inside) if len(inside) else []
     patches["crossings"] = [len(shapely.get_parts(shapely.line_merge(g))) if g is not None and not g.is_empty else 0
                             for g in inside]

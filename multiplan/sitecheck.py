@@ -29,17 +29,12 @@ import rasterio.features
 import rasterio.windows
 import shapely
 
-from multiplan.conflicts import (
-    SNAP_GRID_DEG,
-    class_mask,
-    polygonal_parts,
-    slope_areas,
-    slope_degrees,
-)
+from multiplan.conflicts import class_mask, slope_areas, slope_degrees
 from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
 from multiplan.io import Raster
+from multiplan.overlay import SNAP_GRID_DEG, polygonal_parts
 from multiplan.rules import RuleSpec, load_rules
 from multiplan.rules.spec import ClassFilter
 from multiplan.specs import LayerSpec, load_layer_specs, unified_classes

@@ -25,12 +25,18 @@ _SEVERITY = {"forbidden": ("禁止", "forbidden"), "major": ("重大", "major"),
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the patches (.gpkg, .geojson or .csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--save/--no-save", default=True, help="Record the run and its patches in the store's conflict ledger.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              help="Run the rules in this process (default), or on Dask in spatial partitions: same patches.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Dask scheduler to use (tcp://host:8786); without it --engine dask starts 2 local workers.")
 @click.pass_obj
 def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[str, ...], dem: str | None,
-                   out: str | None, as_json: bool, save: bool) -> None:
+                   out: str | None, as_json: bool, save: bool, engine: str, scheduler: str | None) -> None:
     """Find where plans contradict each other, rule by rule."""
     from multiplan.detection import run_detection
 
+    if scheduler and engine != "dask":
+        raise click.BadParameter("a scheduler runs the Dask engine: add --engine dask", param_hint="--scheduler")
     versions = {}
     for pin in pins:
         layer, _, number = pin.partition("=")
@@ -40,7 +46,8 @@ def detect_command(obj: dict[str, Any], rule_ids: tuple[str, ...], pins: tuple[s
     bars = _Bars()
     try:
         with open_store(obj["store"]) as store:
-            result = run_detection(store, versions, list(rule_ids) or None, {"dem": dem} if dem else None, bars)
+            result = run_detection(store, versions, list(rule_ids) or None, {"dem": dem} if dem else None, bars,
+                                   engine=engine, scheduler=scheduler)
             if save:
                 result["ledger"] = store.save_detection(result, result["patches"])
     finally:
