@@ -1,10 +1,11 @@
-"""The web application under load: gunicorn on the province-scale plans in PostGIS, locust on loopback.
+"""The web application under load: gunicorn on the province-scale plans in PostGIS, wrk on loopback.
 
     .venv/bin/python benchmarks/bench_web.py --scale 1 --duration 120 --soak 600
 
 Loads the generated province (benchmarks/province.py) into PostGIS if needed, adds approval records with
-sites and an API token, starts `multiplan serve` (gunicorn), warms it up, then runs locust headless with
-20 concurrent clients for --duration seconds per workload:
+sites and an API token, starts `multiplan serve` (gunicorn), warms it up, then runs wrk (or locust headless,
+`--generator locust`) with 20 concurrent clients, each sending its next request as soon as the last one
+is answered, for --duration seconds per workload:
 
 - the site-check API (POST /api/v1/site-checks, as the approval system calls it);
 - cached vector tiles (a fixed set of master-plan tiles, asked for again and again);
@@ -103,6 +104,83 @@ def _locust(host: str, mode: str, seconds: int, users_n: int, env: dict, work: P
     return rows
 
 
+WRK_SCRIPT = """
+-- one request per line of the requests file: METHOD <tab> path <tab> body (may be empty)
+local lines = {}
+for line in io.lines(os.getenv("MULTIPLAN_BENCH_REQUESTS")) do
+  local method, path, body = line:match("^(%u+)\t([^\t]+)\t?(.*)$")
+  lines[#lines + 1] = {method, path, body}
+end
+local headers = {["Authorization"] = "Bearer " .. os.getenv("MULTIPLAN_BENCH_TOKEN"),
+                 ["Content-Type"] = "application/json"}
+function setup(thread) thread:set("seed", math.random(1, 1e9)) end
+function init(args) math.randomseed(seed) end
+request = function()
+  local r = lines[math.random(#lines)]
+  return wrk.format(r[1], r[2], headers, r[3] ~= "" and r[3] or nil)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %.3f %.3f\\n", summary.requests, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration, latency:percentile(50) / 1000, latency:percentile(95) / 1000))
+end
+"""
+
+HOT_TILES = [(14, x, y) for x in range(13_270, 13_276) for y in range(7_230, 7_236)]  # as locustfile.py
+ISLAND = (108.70, 18.30, 110.95, 20.05)
+NAMES = {"sites": "POST /api/v1/site-checks", "tiles_cached": "tile (cached)", "tiles_uncached": "tile (uncached)",
+         "mixed": "mixed"}
+
+
+def _requests_file(mode: str, sites_file: Path, version: int, work: Path) -> Path:
+    """The requests of one workload, one per line, for wrk to pick from at random."""
+    import math
+    import random
+
+    rng = random.Random(5)
+    out = []
+    if mode in ("sites", "mixed"):
+        out += [f"POST\t/api/v1/site-checks\t{json.dumps({'project_code': c, 'site': g}, separators=(',', ':'))}"
+                for c, g in json.loads(sites_file.read_text("utf-8"))]
+    if mode in ("tiles_cached", "mixed"):
+        out += [f"GET\t/tiles/overall/{version}/{z}/{x}/{y}.pbf\t" for z, x, y in HOT_TILES] * (
+            1 if mode != "mixed" else 14)  # mixed: about as many of each kind
+    if mode in ("tiles_uncached", "mixed"):
+        for _ in range(100_000 if mode != "mixed" else 500):
+            z = rng.choice((13, 14, 15))
+            lon, lat = rng.uniform(ISLAND[0], ISLAND[2]), rng.uniform(ISLAND[1], ISLAND[3])
+            x = int((lon + 180) / 360 * 2 ** z)
+            y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z)
+            out.append(f"GET\t/tiles/overall/{version}/{z}/{x}/{y}.pbf\t")
+    path = work / f"requests-{mode}.txt"
+    path.write_text("\n".join(out) + "\n", "utf-8")
+    return path
+
+
+def _wrk(host: str, mode: str, seconds: int, users_n: int, env: dict, work: Path) -> dict[str, dict]:
+    """One workload under wrk (C, one event loop per thread: it leaves the cores to the server)."""
+    script = work / "bench.lua"
+    script.write_text(WRK_SCRIPT, "utf-8")
+    requests = _requests_file(mode, Path(env["MULTIPLAN_BENCH_SITES"]), int(env["MULTIPLAN_BENCH_VERSION"]), work)
+    done = subprocess.run(["wrk", "-t", "1", "-c", str(users_n), "-d", f"{seconds}s", "--timeout", "30s",
+                           "-s", str(script), host],
+                          env={**os.environ, "MULTIPLAN_BENCH_REQUESTS": str(requests),
+                               "MULTIPLAN_BENCH_TOKEN": env["MULTIPLAN_BENCH_TOKEN"]},
+                          capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    n, bad_status, socket_errors, micros, p50, p95 = line.split()[1:]
+    return {NAMES[mode]: {"requests": int(n), "failures": int(bad_status) + int(socket_errors),
+                          "p50": float(p50), "p95": float(p95), "rps": int(n) / (int(micros) / 1e6)}}
+
+
+def _load_generator(choice: str):
+    if choice == "wrk" and not shutil.which("wrk"):
+        if os.geteuid() != 0:
+            raise SystemExit("wrk is missing: apt-get install -y wrk (or --generator locust)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return _wrk if choice == "wrk" else _locust
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -112,7 +190,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--pg-url")
+    parser.add_argument("--generator", choices=("wrk", "locust"), default="wrk",
+                        help="load generator: wrk (C, light on the shared cores; installed with apt when "
+                             "missing) or locust")
     args = parser.parse_args()
+    run_load = _load_generator(args.generator)
     folder = generate(args.scale)
     work = Path(tempfile.mkdtemp(prefix="multiplan-bench-web."))
     with postgis(args.pg_url) as pg_url:
@@ -128,10 +210,10 @@ def main() -> None:
             _wait(host)
             env = {"MULTIPLAN_BENCH_TOKEN": token, "MULTIPLAN_BENCH_SITES": str(sites_file),
                    "MULTIPLAN_BENCH_VERSION": str(version)}
-            _locust(host, "mixed", 30, args.users, env, work)  # warm-up: caches, connections, imports
+            run_load(host, "mixed", 30, args.users, env, work)  # warm-up: caches, connections, imports
             results = {}
             for mode in ("sites", "tiles_cached", "tiles_uncached"):
-                results.update(_locust(host, mode, args.duration, args.users, env, work))
+                results.update(run_load(host, mode, args.duration, args.users, env, work))
                 print(mode, "done", flush=True)
             samples: list[tuple[float, float]] = []
             stop = threading.Event()
@@ -143,15 +225,15 @@ def main() -> None:
                     stop.wait(5)
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            soak = _locust(host, "mixed", args.soak, args.users, env, work) if args.soak else {}
+            soak = run_load(host, "mixed", args.soak, args.users, env, work) if args.soak else {}
             stop.set()
             sampler.join()
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
     print()
-    print(f"{args.users} concurrent clients, {args.duration} s per workload, gunicorn {args.workers} workers x "
-          f"{args.threads} threads, PostGIS, scale {args.scale:g}")
+    print(f"{args.users} concurrent clients ({args.generator}), {args.duration} s per workload, gunicorn "
+          f"{args.workers} workers x {args.threads} threads, PostGIS, scale {args.scale:g}")
     print(f"{'endpoint':<28} {'requests':>9} {'failures':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for name, r in results.items():
         print(f"{name:<28} {r['requests']:>9} {r['failures']:>9} {r['rps']:>8.1f} {r['p50']:>8.0f} {r['p95']:>8.0f}")

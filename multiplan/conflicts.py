@@ -26,6 +26,7 @@ from multiplan.overlay import (
     intersecting_pairs,
     polygonal_parts,
     robust,
+    union_area,
 )
 from multiplan.rules import ClassFilter, RuleSpec
 from multiplan.rules.priority import Priority
@@ -52,7 +53,7 @@ class Detection:
         """The area of the union of the patches: features overlapping inside a plan count once."""
         if self.patches.empty:
             return 0.0
-        return float(ellipsoidal_area(np.array([shapely.union_all(self.patches.geometry.values)]))[0])
+        return union_area(self.patches.geometry.values, ellipsoidal_area)
 
 
 def class_mask(unified: np.ndarray, original: np.ndarray, zone: np.ndarray, where: ClassFilter) -> np.ndarray:
@@ -141,11 +142,14 @@ def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
 def suggest_resolutions(patches: gpd.GeoDataFrame, priority: Priority) -> gpd.GeoDataFrame:
     """Add to each patch which plan should give way (a, b or review) and why, in both languages."""
     out = patches.copy()
-    suggestions = [priority.suggest(la, za, lb if lb in LAYER_IDS else None, zb)
-                   for la, za, lb, zb in zip(out["layer_a"], out["zone_a"], out["layer_b"], out["zone_b"], strict=True)]
-    out["give_way"] = [s["give_way"] for s in suggestions]
-    out["suggestion_zh"] = [s["zh"] for s in suggestions]
-    out["suggestion_en"] = [s["en"] for s in suggestions]
+    # a suggestion depends on the layers and zones only: a province's millions of patches have few of those
+    codes, combos = pd.MultiIndex.from_frame(out[["layer_a", "zone_a", "layer_b", "zone_b"]].astype(object)).factorize()
+    made = []
+    for combo in combos:
+        la, za, lb, zb = (None if pd.isna(v) else v for v in combo)
+        made.append(priority.suggest(la, za, lb if lb in LAYER_IDS else None, zb))
+    for column, key in (("give_way", "give_way"), ("suggestion_zh", "zh"), ("suggestion_en", "en")):
+        out[column] = np.asarray([m[key] for m in made] or [None], dtype=object)[codes]
     return out
 
 

@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from multiplan import i18n
 from multiplan.conflicts import Detection, detect, select
 from multiplan.crs import STORAGE_CRS
-from multiplan.errors import MultiplanError
+from multiplan.errors import SchedulerError
 from multiplan.io import Raster
 from multiplan.rules import RuleSpec
 from multiplan.rules.spec import RuleSide
@@ -45,21 +44,6 @@ PARTITION_SIZE = 50_000
 CONNECT_TIMEOUT_S = 10
 
 Progress = Callable[[int, int], None]
-
-
-class SchedulerError(MultiplanError, ConnectionError):
-    """The Dask scheduler cannot be reached."""
-
-    MESSAGES = {
-        "scheduler_unreachable": (
-            "无法连接 Dask 调度器 {scheduler}:{detail}。请检查地址(如 tcp://主机:8786)以及调度器是否在运行。",
-            "Cannot reach the Dask scheduler {scheduler}: {detail}. Check the address (e.g. tcp://host:8786) "
-            "and that the scheduler is running."),
-    }
-
-    def render(self, lang: str | None = None) -> str:
-        zh, en = self.MESSAGES[self.key]
-        return (en if (lang or i18n.language()) == "en" else zh).format(**self.params)
 
 
 @contextmanager

@@ -46,3 +46,7 @@ class StorageError(MultiplanError, OSError):
 
 class NotFoundError(MultiplanError, LookupError):
     """A layer, version or record does not exist."""
+
+
+class SchedulerError(MultiplanError, ConnectionError):
+    """The Dask scheduler cannot be reached."""

@@ -115,6 +115,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "site_note_parts": ("{count} 个地块/部分已合并为一个用地范围。", "{count} parcels or parts were merged into one site."),
     "site_note_dxf_layer": ("只采用了红线图层 {layer} 上的闭合线。", "Only the closed lines on the red-line layer {layer} were used."),
     "site_note_dxf_ignored": ("忽略了 {count} 个不是闭合线的 CAD 对象(文字、未闭合线等)。", "{count} CAD entities that are not closed lines (text, open lines, ...) were ignored."),
+    "scheduler_unreachable": ("无法连接 Dask 调度器 {scheduler}:{detail}。请检查地址(如 tcp://主机:8786)以及调度器是否在运行。", "Cannot reach the Dask scheduler {scheduler}: {detail}. Check the address (e.g. tcp://host:8786) and that the scheduler is running."),
 }
 
 

@@ -1,11 +1,12 @@
 """The one map (一张图): every polygon plan overlaid into faces, each carrying what every plan says there.
 
-Faces come from noding all plan boundaries and polygonising them, so they tile the union of the plans
-exactly: their areas add up to the area of the union. Statistics per county are sums over faces.
+Faces come from noding all plan boundaries and polygonising them, tile by tile, so they tile the union of
+the plans exactly: their areas add up to the area of the union. Statistics per county are sums over faces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -14,6 +15,8 @@ import pandas as pd
 import shapely
 
 from multiplan.crs import SQM_PER_HA, STORAGE_CRS, ellipsoidal_area
+from multiplan.overlay import by_tile
+from multiplan.rules import load_rules
 from multiplan.rules.spec import ClassFilter
 
 NODING_GRID_DEG = 1e-9
@@ -22,15 +25,19 @@ _CONSTRUCTION = ClassFilter(groups=("construction",))
 _NON_CONSTRUCTION = ClassFilter(groups=("non_construction",))
 
 
-def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> gpd.GeoDataFrame:
     """Faces of the planar overlay of the polygon ``frames`` with each plan's classes and the rules broken."""
     layers = [lid for lid, f in frames.items() if not f.empty and f.geom_type.str.contains("Polygon").all()]
-    geoms = np.concatenate([np.asarray(frames[lid].geometry.values, dtype=object) for lid in layers])
+    geoms = np.concatenate([np.asarray(frames[lid].geometry.values, dtype=object) for lid in layers]
+                           or [np.zeros(0, dtype=object)])
     if patches is not None and not patches.empty:  # corridors and slope areas cut faces of their own
-        geoms = np.concatenate([geoms, np.asarray(patches.geometry.values, dtype=object)])
-    # node every boundary against every other on a 1e-9° (0.1 mm) grid: robust where plans nearly coincide
-    lines = shapely.union_all(shapely.boundary(geoms), grid_size=NODING_GRID_DEG)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+        # (other patches are bounded by plan boundaries already noded)
+        kinds = {rid: rule.kind for rid, rule in load_rules().items()}
+        cutting = patches["rule"].map(lambda r: kinds.get(r, "corridor")).isin(("corridor", "raster")).to_numpy()
+        geoms = np.concatenate([geoms, np.asarray(patches.geometry.values[cutting], dtype=object)])
+    faces = _faces(geoms, progress)
+    points = shapely.point_on_surface(faces)
     points = shapely.point_on_surface(faces)
     table = pd.DataFrame(index=range(len(faces)))
     covered = np.zeros(len(faces), dtype=bool)
@@ -51,13 +58,29 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     table["severity"] = None
     if patches is not None and not patches.empty:
         face_idx, patch_idx = shapely.STRtree(patches.geometry.values).query(points, predicate="within")
-        for f, group in pd.Series(patch_idx, index=face_idx).groupby(level=0):
-            hit = patches.iloc[group.to_numpy()]
-            table.at[f, "rules"] = ",".join(sorted(set(hit["rule"])))
-            table.at[f, "severity"] = min(hit["severity"], key=SEVERITY_ORDER.index)
+        hits = pd.DataFrame({"face": face_idx, "rule": patches["rule"].to_numpy()[patch_idx],
+                             "rank": patches["severity"].map(SEVERITY_ORDER.index).to_numpy()[patch_idx]})
+        hits = hits.drop_duplicates(["face", "rule"]).sort_values(["face", "rule"])
+        by_face = hits.groupby("face")
+        rules = by_face["rule"].agg(",".join)
+        table.loc[rules.index, "rules"] = rules.to_numpy()
+        worst = by_face["rank"].min()
+        table.loc[worst.index, "severity"] = np.asarray(SEVERITY_ORDER, dtype=object)[worst.to_numpy()]
     table["area_m2"] = ellipsoidal_area(faces)
     one_map = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(faces, crs=STORAGE_CRS))
     return one_map[covered].reset_index(drop=True)
+
+
+def _faces(geoms: np.ndarray, progress: Callable[[str, int, int], None] | None) -> np.ndarray:
+    """The faces of the overlay of ``geoms``, tile by tile: inside a tile, every boundary noded against
+    every other on a 1e-9° (0.1 mm) grid (robust where plans nearly coincide) and polygonised; faces
+    crossing a tile edge are cut there."""
+    def polygonise(parts: np.ndarray) -> np.ndarray:
+        lines = shapely.union_all(shapely.boundary(parts), grid_size=NODING_GRID_DEG)
+        return shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+
+    found = by_tile(geoms, polygonise, progress=(lambda i, n: progress("one_map", i, n)) if progress else None)
+    return np.concatenate(found) if found else np.zeros(0, dtype=object)
 
 
 def class_areas(one_map: gpd.GeoDataFrame) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area,
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
 from multiplan.io import Raster
-from multiplan.overlay import SNAP_GRID_DEG, polygonal_parts
+from multiplan.overlay import SNAP_GRID_DEG, intersect_pairs, polygonal_parts
 from multiplan.rules import RuleSpec, load_rules
 from multiplan.rules.spec import ClassFilter
 from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
@@ -194,11 +194,8 @@ def _clip(site: _Site, geoms: np.ndarray) -> np.ndarray:
     covering = shapely.covers(geoms[rest], site.geometry)
     clipped[rest[covering]] = site.geometry
     rest = rest[~covering]
-    try:
-        clipped[rest] = shapely.intersection(geoms[rest], site.geometry)
-    except shapely.errors.GEOSException:
-        clipped[rest] = np.array([_robust(shapely.intersection, g, site.geometry) for g in geoms[rest]],
-                                 dtype=object)
+    # a big site is clipped around each small feature first (and a big feature around the site)
+    clipped[rest] = intersect_pairs(geoms[rest], np.full(len(rest), site.geometry, dtype=object))[0]
     mixed = ~np.isin(shapely.get_type_id(clipped), (-1, 3, 6))  # collections, lines: keep the polygons
     clipped[mixed] = polygonal_parts(clipped[mixed])
     return clipped
@@ -333,18 +330,15 @@ def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> lis
     ends = shapely.get_coordinates(site.unproject(shapely.shortest_line(metric, metric_site)))
     _, _, distance = _GEOD.inv(ends[0::2, 0], ends[0::2, 1], ends[1::2, 0], ends[1::2, 1])
     distance = np.where(touches, 0.0, distance)
-    inside = np.where(touches, shapely.intersection(lines, site.geometry), None)
+    inside = np.full(len(lines), None, dtype=object)
+    inside[touches] = intersect_pairs(lines[touches], np.full(int(touches.sum()), site.geometry, dtype=object))[0]
     lengths = geodesic_length(np.array([g if g is not None else shapely.LineString() for g in inside], dtype=object))
     widths = np.nan_to_num(plan.corridor[near], nan=0.0)
     corridor_area = np.zeros(len(near))
     wide = widths > 0
     if wide.any():
         corridors = site.unproject(shapely.buffer(metric[wide], widths[wide] / 2))
-        try:
-            parts = shapely.intersection(corridors, site.geometry)
-        except shapely.errors.GEOSException:
-            parts = np.array([_robust(shapely.intersection, c, site.geometry) for c in corridors], dtype=object)
-        parts = polygonal_parts(np.asarray(parts, dtype=object))
+        parts = polygonal_parts(intersect_pairs(corridors, np.full(len(corridors), site.geometry, dtype=object))[0])
         parts[[p is None for p in parts]] = shapely.MultiPolygon()  # not computed: no area claimed
         corridor_area[wide] = ellipsoidal_area(parts)
     out = [{"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en}, "feature": str(plan.key[i]),

@@ -108,3 +108,17 @@ def test_differences_from_union_equal_difference_with_the_whole_union(big_and_ce
     assert np.allclose(shapely.area(got), shapely.area(want), rtol=1e-9, atol=1e-18)
     far = np.flatnonzero(~shapely.intersects(cells, shapely.union_all(big)))
     assert len(far) and all(got[i] is cells[i] for i in far)  # untouched features come back as they are
+
+
+def test_union_area_tile_by_tile_equals_the_area_of_one_union(big_and_cells, monkeypatch):
+    cells, big = big_and_cells
+    # overlapping pieces, as patches of one rule are: the cells, the red lines and their intersections
+    left, right = overlay.intersecting_pairs(cells, big)
+    geoms = np.concatenate([cells[:800], big, shapely.intersection(cells[left], big[right])])
+    monkeypatch.setattr(overlay, "TILE_FEATURES", 40)  # a grid of some 7 x 7 tiles
+    assert len(overlay.tile_grid(geoms)) > 40
+    want = shapely.area(shapely.union_all(geoms))
+    assert overlay.union_area(geoms, shapely.area) == pytest.approx(want, rel=1e-9)
+    assert overlay.union_area(geoms, shapely.area) < shapely.area(geoms).sum() * 0.9  # overlaps count once
+    assert overlay.union_area(geoms[:1], shapely.area) == pytest.approx(shapely.area(geoms[0]))
+    assert overlay.union_area(geoms[:0], shapely.area) == 0.0
