@@ -223,7 +223,8 @@ finish(seconds, out["aid"].to_numpy(), out["bid"].to_numpy(), shapely.from_wkb(o
 """
 
 GOALS = {
-    "simple": [("geopandas.overlay", 2.5), ("PostGIS parallel", 1.4), ("SedonaDB", 1.0), ("naive GEOS, 1 thread", 1 / 1.1)],
+    # multiplan runs on both cores: the naive bound at the same core count is the two-thread one
+    "simple": [("geopandas.overlay", 2.5), ("PostGIS parallel", 1.4), ("SedonaDB", 1.0), ("naive GEOS, 2 threads", 1 / 1.1)],
     "province": [("geopandas.overlay", 10.0), ("fastest peer", 2.0)],
 }
 
@@ -291,6 +292,10 @@ def run_set(which: str, scale: float, url: str, work: Path, skip: set[str]) -> N
     if which == "province":
         print(f"  peak memory < 4 GB          got {base_run.peak_mb:,.0f} MB  "
               f"{'met' if base_run.peak_mb < 4096 else 'NOT met'}")
+    else:
+        overlay_mb = next((run.peak_mb for run, _, _ in results if run.name == "geopandas.overlay"), float("nan"))
+        print(f"  peak memory <= overlay's    got {base_run.peak_mb:,.0f} MB vs {overlay_mb:,.0f} MB  "
+              f"{'met' if base_run.peak_mb <= overlay_mb else 'NOT met'}")
 
 
 def main() -> None:

@@ -38,7 +38,6 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
         geoms = np.concatenate([geoms, np.asarray(patches.geometry.values[cutting], dtype=object)])
     faces = _faces(geoms, progress)
     points = shapely.point_on_surface(faces)
-    points = shapely.point_on_surface(faces)
     table = pd.DataFrame(index=range(len(faces)))
     covered = np.zeros(len(faces), dtype=bool)
     for lid in layers:
