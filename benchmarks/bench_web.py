@@ -237,7 +237,7 @@ def main() -> None:
     print(f"{'endpoint':<28} {'requests':>9} {'failures':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for name, r in results.items():
         print(f"{name:<28} {r['requests']:>9} {r['failures']:>9} {r['rps']:>8.1f} {r['p50']:>8.0f} {r['p95']:>8.0f}")
-    if samples:
+    if samples and args.soak:
         first = [m for t, m in samples if t <= 60] or [samples[0][1]]
         last = [m for t, m in samples if t >= samples[-1][0] - 60] or [samples[-1][1]]
         failures = sum(r["failures"] for r in soak.values())

@@ -42,12 +42,15 @@ with open_store(store_path) as store:
     run = run_detection(store, rasters={"dem": dem})
     t1 = time.perf_counter()
     frames = {lid: store.read_features(lid, v) for lid, v in run["versions"].items()}
+    patches = run["patches"][["rule", "severity", "geometry"]]  # what the one map needs, as `onemap` keeps
+    n_patches, rules = len(patches), {r["rule"]: r["seconds"] for r in run["rules"]}
+    del run
     t2 = time.perf_counter()
-    one_map = build_one_map(frames, run["patches"])
+    one_map = build_one_map(frames, patches)
     t3 = time.perf_counter()
 with open(out, "w") as fh:  # the run's last line is truncated; the figures go to a file
-    json.dump({"detect_s": t1 - t0, "read_s": t2 - t1, "one_map_s": t3 - t2, "patches": len(run["patches"]),
-               "faces": len(one_map), "rules": {r["rule"]: r["seconds"] for r in run["rules"]}}, fh)
+    json.dump({"detect_s": t1 - t0, "read_s": t2 - t1, "one_map_s": t3 - t2, "patches": n_patches,
+               "faces": len(one_map), "rules": rules}, fh)
 print("done")
 """
 

@@ -38,23 +38,36 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
         geoms = np.concatenate([geoms, np.asarray(patches.geometry.values[cutting], dtype=object)])
     faces = _faces(geoms, progress)
     points = shapely.point_on_surface(faces)
-    table = pd.DataFrame(index=range(len(faces)))
-    covered = np.zeros(len(faces), dtype=bool)
+    # each face's feature in each plan (-1: none; where a plan's features overlap, the first)
+    owner = {}
     for lid in layers:
-        frame = frames[lid]
-        face_idx, feat_idx = shapely.STRtree(frame.geometry.values).query(points, predicate="within")
-        first = pd.Series(feat_idx, index=face_idx).groupby(level=0).first()  # overlaps inside a plan: the first
+        face_idx, feat_idx = shapely.STRtree(frames[lid].geometry.values).query(points, predicate="within")
+        order = np.lexsort((feat_idx, face_idx))
+        face_idx, feat_idx = face_idx[order], feat_idx[order]
+        lead = np.r_[True, face_idx[1:] != face_idx[:-1]] if len(face_idx) else np.zeros(0, dtype=bool)
+        first = np.full(len(faces), -1, dtype=np.int64)
+        first[face_idx[lead]] = feat_idx[lead]
+        owner[lid] = first
+    covered = np.zeros(len(faces), dtype=bool)
+    for first in owner.values():
+        covered |= first >= 0
+    # faces no plan covers (holes between plans) are dropped before any column is built
+    faces, points = faces[covered], points[covered]
+    columns: dict[str, np.ndarray] = {}
+    admin = np.full(len(faces), None, dtype=object)
+    for lid in layers:
+        frame, first = frames[lid], owner.pop(lid)[covered]
+        has = first >= 0
         for column, source in (("class", "ydyh_code"), ("orig", "orig_code"), ("zone", "zone_code"),
                                ("feature", "feature_key")):
             values = np.full(len(faces), None, dtype=object)
-            values[first.index.to_numpy()] = frame[source].to_numpy(dtype=object)[first.to_numpy()]
-            table[f"{lid}_{column}"] = values
-        admin = np.full(len(faces), None, dtype=object)
-        admin[first.index.to_numpy()] = frame["xzqdm"].to_numpy(dtype=object)[first.to_numpy()]
-        table["xzqdm"] = table["xzqdm"].where(table["xzqdm"].notna(), admin) if "xzqdm" in table else admin
-        covered[first.index.to_numpy()] = True
-    table["rules"] = None
-    table["severity"] = None
+            values[has] = frame[source].to_numpy(dtype=object)[first[has]]
+            columns[f"{lid}_{column}"] = values
+        unset = has & np.equal(admin, None)
+        admin[unset] = frame["xzqdm"].to_numpy(dtype=object)[first[unset]]
+    columns["xzqdm"] = admin
+    columns["rules"] = np.full(len(faces), None, dtype=object)
+    columns["severity"] = np.full(len(faces), None, dtype=object)
     if patches is not None and not patches.empty:
         face_idx, patch_idx = shapely.STRtree(patches.geometry.values).query(points, predicate="within")
         hits = pd.DataFrame({"face": face_idx, "rule": patches["rule"].to_numpy()[patch_idx],
@@ -62,12 +75,12 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
         hits = hits.drop_duplicates(["face", "rule"]).sort_values(["face", "rule"])
         by_face = hits.groupby("face")
         rules = by_face["rule"].agg(",".join)
-        table.loc[rules.index, "rules"] = rules.to_numpy()
+        columns["rules"][rules.index.to_numpy()] = rules.to_numpy()
         worst = by_face["rank"].min()
-        table.loc[worst.index, "severity"] = np.asarray(SEVERITY_ORDER, dtype=object)[worst.to_numpy()]
-    table["area_m2"] = ellipsoidal_area(faces)
-    one_map = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(faces, crs=STORAGE_CRS))
-    return one_map[covered].reset_index(drop=True)
+        columns["severity"][worst.index.to_numpy()] = np.asarray(SEVERITY_ORDER, dtype=object)[worst.to_numpy()]
+    del points
+    columns["area_m2"] = ellipsoidal_area(faces)
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(faces, crs=STORAGE_CRS))
 
 
 def _faces(geoms: np.ndarray, progress: Callable[[str, int, int], None] | None) -> np.ndarray:

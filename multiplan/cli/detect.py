@@ -181,7 +181,8 @@ def onemap_command(obj: dict[str, Any], dem: str | None, out: str | None, as_jso
     with open_store(obj["store"]) as store:
         run = run_detection(store, rasters={"dem": dem} if dem else None)
         frames = {lid: store.read_features(lid, v) for lid, v in run["versions"].items()}
-    one_map = build_one_map(frames, run["patches"])
+    patches = run.pop("patches")[["rule", "severity", "geometry"]]  # only these: a province has millions
+    one_map = build_one_map(frames, patches)
     if out:
         import pyogrio
 
