@@ -174,6 +174,9 @@ def ring_table(geoms: np.ndarray) -> RingTable:
     return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms))
 
 
+AREA_CHUNK = 200_000
+
+
 def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
     """Ellipsoidal areas (m²) on the CGCS2000 ellipsoid of lon/lat polygons, vectorised.
 
@@ -186,7 +189,9 @@ def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(shapely.get_type_id(geoms) == 7):  # overlay results mix dimensions
         parts = shapely.get_parts(geoms[i])
         geoms[i] = shapely.multipolygons(shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))]))
-    return ring_table(geoms).areas()
+    # in chunks: the ring table of a province's millions of faces would take gigabytes at once
+    chunks = [geoms[i:i + AREA_CHUNK] for i in range(0, len(geoms), AREA_CHUNK)] or [geoms]
+    return np.concatenate([ring_table(chunk).areas() for chunk in chunks])
 
 
 def geodesic_length(geoms: np.ndarray) -> np.ndarray:

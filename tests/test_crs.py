@@ -147,3 +147,18 @@ def test_unmatched_keys_keeps_only_edges_not_shared_once_each_way():
     keys = np.array([10, 11, 20, 21, 30, 40, 41, 41, 50, 50], dtype=np.uint64)  # low bit: direction
     assert unmatched_keys([keys[:5], keys[5:]]).tolist() == [30, 40, 41, 50]
     assert unmatched_keys([]).tolist() == []
+
+
+def test_ellipsoidal_areas_in_chunks_equal_one_pass(monkeypatch):
+    import numpy as np
+    import shapely
+
+    from multiplan import crs
+
+    geoms = np.array([shapely.box(110 + i / 100, 19, 110.005 + i / 100, 19.004) for i in range(7)]
+                     + [shapely.Point(110, 19), None], dtype=object)
+    whole = crs.ellipsoidal_area(geoms)
+    monkeypatch.setattr(crs, "AREA_CHUNK", 2)
+    chunked = crs.ellipsoidal_area(geoms)
+    assert len(chunked) == len(geoms) and (chunked == whole).all()
+    assert (whole[:7] > 2e5).all() and whole[7] == 0 and whole[8] == 0
