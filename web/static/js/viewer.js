@@ -357,11 +357,17 @@
       if (!data.bounds) {
         throw new Error("no site");
       }
+      // done once the map has arrived: a click during the zoom animation would be lost
+      var arrived = function () {
+        map.off("moveend", arrived);
+        body.dataset.searchDone = "1";
+      };
+      map.on("moveend", arrived);
       fitTo(data.bounds);
+      setTimeout(arrived, 1500); // a fit that moves nothing fires no moveend
       var latlng = L.latLng(data.center[1], data.center[0]);
       var box = popupBox(latlng);
       fill(box, "approvals", data, latlng);
-      body.dataset.searchDone = "1";
     }).catch(function () {
       message.textContent = config.text.map_not_found;
       body.dataset.searchDone = "error";
