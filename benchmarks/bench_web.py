@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -134,9 +136,6 @@ NAMES = {"sites": "POST /api/v1/site-checks", "tiles_cached": "tile (cached)", "
 
 def _requests_file(mode: str, sites_file: Path, version: int, work: Path) -> Path:
     """The requests of one workload, one per line, for wrk to pick from at random."""
-    import math
-    import random
-
     rng = random.Random(5)
     out = []
     if mode in ("sites", "mixed"):

@@ -87,11 +87,9 @@ def _in_chunks(work: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], n: i
     workers = threads()
     if workers == 1 or n < THREADED_MIN_PAIRS:
         chunks = [np.arange(n)]
+        results = [work(chunks[0])]
     else:  # interleaved, so expensive pairs (often neighbours) spread over every thread
         chunks = [np.arange(i, n, workers * 4) for i in range(workers * 4)]
-    if len(chunks) == 1:
-        results = [work(chunks[0])]
-    else:
         with ThreadPoolExecutor(workers) as pool:
             results = list(pool.map(work, chunks))
     for chunk, (pieces, bad) in zip(chunks, results, strict=True):
