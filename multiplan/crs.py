@@ -154,7 +154,7 @@ def ring_table(geoms: np.ndarray) -> RingTable:
     """The :class:`RingTable` of lon/lat polygons and multipolygons (other geometries have no rings)."""
     geoms = np.asarray(geoms, dtype=object)
     parts, part_geom = shapely.get_parts(geoms, return_index=True)
-    polygonal = np.isin(shapely.get_type_id(parts), (3,))
+    polygonal = shapely.get_type_id(parts) == 3
     parts, part_geom = parts[polygonal], part_geom[polygonal]
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     # the first ring of each polygon is its shell; the others are holes

@@ -88,7 +88,12 @@ class _Layer:
     level: np.ndarray
     area: np.ndarray
     corridor: np.ndarray
-    inside: np.ndarray | None = None  # polygon plans: each feature's part inside the site, None if not computed
+    # polygon plans: each feature's part inside the site (None where it could not be computed), its area,
+    # and the parts with the plan's own overlaps settled (disjoint, so their areas add up) and their areas
+    inside: np.ndarray | None = None
+    inside_area: np.ndarray | None = None
+    settled: np.ndarray | None = None
+    settled_area: np.ndarray | None = None
 
     @classmethod
     def of(cls, layer: str, arrays: FeatureArrays) -> _Layer:
@@ -96,9 +101,20 @@ class _Layer:
                    arrays.area, arrays.corridor)
 
     def take(self, mask: np.ndarray) -> _Layer:
+        def part(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[mask]
+
         return _Layer(self.id, *(a[mask] for a in (self.geoms, self.key, self.orig, self.unified, self.zone,
                                                    self.level, self.area, self.corridor)),
-                      inside=None if self.inside is None else self.inside[mask])
+                      inside=part(self.inside), inside_area=part(self.inside_area), settled=part(self.settled),
+                      settled_area=part(self.settled_area))
+
+    def settled_total(self) -> float | None:
+        """The area inside the site of the union of these features; None when a part could not be computed."""
+        assert self.settled is not None and self.settled_area is not None
+        if any(p is None for p in self.settled):
+            return None
+        return float(self.settled_area.sum())
 
     def where(self, where: ClassFilter) -> _Layer:
         return self.take(class_mask(self.unified, self.orig, self.zone, where))
@@ -196,16 +212,19 @@ def _clip(site: _Site, geoms: np.ndarray) -> np.ndarray:
     rest = rest[~covering]
     # a big site is clipped around each small feature first (and a big feature around the site)
     clipped[rest] = intersect_pairs(geoms[rest], np.full(len(rest), site.geometry, dtype=object))[0]
-    mixed = ~np.isin(shapely.get_type_id(clipped), (-1, 3, 6))  # collections, lines: keep the polygons
+    types = shapely.get_type_id(clipped)
+    mixed = (types != -1) & (types != 3) & (types != 6)  # collections, lines: keep the polygons
     clipped[mixed] = polygonal_parts(clipped[mixed])
     return clipped
 
 
-def _inside_union(chosen: _Layer) -> shapely.Geometry | None:
-    """The union of the chosen features' parts inside the site; None when one of them could not be computed."""
-    parts = chosen.inside if chosen.inside is not None else np.array([], dtype=object)
+def _union_inside(chosen: list[_Layer]) -> shapely.Geometry | None:
+    """The union of the chosen features' parts inside the site, over several plans; None when a part
+    could not be computed."""
+    parts = np.concatenate([c.inside for c in chosen if c.inside is not None] or [np.zeros(0, dtype=object)])
     if any(p is None for p in parts):
         return None
+    parts = parts[~shapely.is_empty(parts)]
     if len(parts) <= 1:
         return parts[0] if len(parts) else shapely.MultiPolygon()
     return _robust(lambda a, b, **kw: shapely.union_all(a, **kw), parts, None)
@@ -213,16 +232,21 @@ def _inside_union(chosen: _Layer) -> shapely.Geometry | None:
 
 def _settle_overlaps(layer: _Layer) -> tuple[np.ndarray, list[dict]]:
     """The features' parts inside the site where a plan's own polygons overlap: the first feature (by
-    feature number) keeps the area, so the shares of one plan add up to its cover of the site."""
+    feature number) keeps the area, so the shares of one plan add up to its cover of the site. Without
+    such overlaps, the parts themselves."""
     assert layer.inside is not None
-    pieces = layer.inside.copy()
+    pieces = layer.inside
     ok = np.array([p is not None for p in pieces], dtype=bool)
     unknown = [{"layer": layer.id, "feature": str(k), "reason": "geometry_failed"} for k in layer.key[~ok]]
-    # in-plan overlaps are rare (a data error caught at load): only then settle them piece by piece
-    tree = shapely.STRtree(np.where(ok, pieces, None))
-    left, right = tree.query(np.where(ok, pieces, None), predicate="intersects")
-    pairs = left < right
-    if pairs.any() and shapely.relate_pattern(pieces[left[pairs]], pieces[right[pairs]], "2********").any():
+    # in-plan overlaps are rare (a data error caught at load): only then settle them piece by piece. Parts
+    # overlap only where their whole features do, and those are tested on their own few vertices (the
+    # parts carry the site's; and the parts of neighbours, each cut by the site apart, may overlap by
+    # rounding alone)
+    left, right = shapely.STRtree(layer.geoms).query(layer.geoms, predicate="intersects")
+    pairs = (left < right) & ok[left] & ok[right]
+    if pairs.any() and shapely.relate_pattern(layer.geoms[left[pairs]], layer.geoms[right[pairs]],
+                                              "2********").any():
+        pieces = pieces.copy()
         covered = shapely.MultiPolygon()
         for i in np.flatnonzero(ok):
             piece = _robust(shapely.difference, pieces[i], covered)
@@ -235,13 +259,38 @@ def _settle_overlaps(layer: _Layer) -> tuple[np.ndarray, list[dict]]:
     return pieces, unknown
 
 
+def _measure_inside(plans: list[_Layer]) -> list[dict]:
+    """Settle each polygon plan's own overlaps inside the site and measure every part: one area
+    computation for all plans (its cost is mostly per call). Returns the parts that could not be computed."""
+    unknown: list[dict] = []
+    batch: list[np.ndarray] = []
+    for plan in plans:
+        plan.settled, failed = _settle_overlaps(plan)
+        unknown += failed
+        batch.append(plan.settled)
+        if plan.settled is not plan.inside:
+            batch.append(plan.inside)
+    pieces = np.concatenate(batch) if batch else np.zeros(0, dtype=object)
+    pieces = np.where([p is None for p in pieces], shapely.MultiPolygon(), pieces)
+    areas = ellipsoidal_area(pieces) if len(pieces) else np.zeros(0)
+    at = 0
+    for plan in plans:
+        plan.settled_area = areas[at:at + len(plan.geoms)]
+        at += len(plan.geoms)
+        if plan.settled is plan.inside:
+            plan.inside_area = plan.settled_area
+        else:
+            plan.inside_area = areas[at:at + len(plan.geoms)]
+            at += len(plan.geoms)
+    return unknown
+
+
 def _layer_overlaps(site: _Site, plan: _Layer, spec: LayerSpec,
-                    names: dict[str, tuple[str, str]]) -> tuple[list[dict], dict, list[dict]]:
+                    names: dict[str, tuple[str, str]]) -> tuple[list[dict], dict]:
     """Per class of one polygon plan: the site's area in it; the shares of one plan add up to its cover."""
     layer = plan.id
-    pieces, unknown = _settle_overlaps(plan)
-    areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces],
-                                      dtype=object)) if len(pieces) else np.zeros(0)
+    areas = plan.settled_area
+    assert areas is not None
     groups: dict[tuple, dict[str, Any]] = {}
     columns = (plan.orig, plan.unified, plan.zone, plan.key)
     patch_areas = plan.area
@@ -265,7 +314,7 @@ def _layer_overlaps(site: _Site, plan: _Layer, spec: LayerSpec,
                "covered_m2": _m2(cover), "covered_percent": _pct(cover, site.area_m2),
                "uncovered_m2": _m2(max(site.area_m2 - cover, 0.0)),
                "uncovered_percent": _pct(max(site.area_m2 - cover, 0.0), site.area_m2)}
-    return rows, summary, unknown
+    return rows, summary
 
 
 def _compliance(layer: str, overlaps: list[dict], site: _Site) -> dict[str, Any]:
@@ -294,12 +343,11 @@ def _control_lines(site: _Site, specs: dict[str, LayerSpec], plans: dict[str, _L
                             "inside_percent": None})
                 continue
             plan = plans[layer]
-            inside = _inside_union(plan.where(ClassFilter(zone=tuple(line["zone"]))) if line.get("zone") else plan)
-            if inside is None:
+            area = (plan.where(ClassFilter(zone=tuple(line["zone"]))) if line.get("zone") else plan).settled_total()
+            if area is None:
                 out.append({**entry, "position": "unknown", "reason": "geometry_failed", "inside_m2": None,
                             "inside_percent": None})
                 continue
-            area = _area(_polygonal(inside))
             share = area / site.area_m2 if site.area_m2 else 0.0
             position = "inside" if share >= INSIDE_RATIO else ("outside" if area <= 0 else "both")
             out.append({**entry, "position": position, "inside_m2": _m2(area), "inside_percent": _pct(area, site.area_m2),
@@ -307,24 +355,39 @@ def _control_lines(site: _Site, specs: dict[str, LayerSpec], plans: dict[str, _L
     return out
 
 
-def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> list[dict]:
-    """Network lines within ``reach_m`` of the site: geodesic distance, length inside, corridor area inside."""
-    if not len(plan.geoms):
-        return []
-    # a degree of longitude is the shorter one: within reach_m in metres is within this many degrees
+def _degrees(metres: float, site: _Site) -> float:
+    """A distance in metres as degrees, generously: a degree of longitude is the shorter one."""
     max_lat = float(np.abs(shapely.bounds(site.geometry)[[1, 3]]).max())
-    candidates = np.flatnonzero(shapely.dwithin(plan.geoms, site.geometry,
-                                                reach_m / (111_320.0 * math.cos(math.radians(max_lat))) * 1.02))
+    return metres / (111_320.0 * math.cos(math.radians(max_lat)))
+
+
+def _networks(site: _Site, layers: list[tuple[_Layer, LayerSpec]], reach_m: float) -> list[dict]:
+    """Network lines within ``reach_m`` of the site: geodesic distance, length inside, corridor area inside.
+    Every network layer in one pass: the cost is per call far more than per line."""
+    layers = [(plan, spec) for plan, spec in layers if len(plan.geoms)]
+    if not layers:
+        return []
+    geoms = np.concatenate([plan.geoms for plan, _ in layers])
+    owner = np.repeat(np.arange(len(layers)), [len(plan.geoms) for plan, _ in layers])
+    row = np.concatenate([np.arange(len(plan.geoms)) for plan, _ in layers])
+    all_widths = np.nan_to_num(np.concatenate([plan.corridor for plan, _ in layers]).astype(float), nan=0.0)
+    shapely.prepare(site.geometry)  # the first argument is the prepared one
+    candidates = np.flatnonzero(shapely.dwithin(site.geometry, geoms, _degrees(reach_m, site) * 1.02))
     if not len(candidates):
         return []
+    # distances within reach, the length inside and the corridor inside all lie near the site: a 7 km line
+    # is clipped to a box that holds every point within reach (and half a corridor) of the site first
+    margin = _degrees(max(reach_m, float(all_widths[candidates].max()) / 2), site) * 1.1
+    x0, y0, x1, y1 = shapely.bounds(site.geometry)
+    near_lines = shapely.clip_by_rect(geoms[candidates], x0 - margin, y0 - margin, x1 + margin, y1 + margin)
     metric_site = site.project(np.array([site.geometry]))[0]
     # segments are straight in lon/lat as stored: densify so they keep that shape in metres
-    metric_lines = site.project(shapely.segmentize(plan.geoms[candidates], 0.0005))
-    keep = shapely.distance(metric_lines, metric_site) <= reach_m
+    metric_lines = site.project(shapely.segmentize(near_lines, 0.0005))
+    keep = shapely.distance(metric_lines, metric_site) <= reach_m  # NaN (nothing left in the box) is out
     near = candidates[keep]
     if not len(near):
         return []
-    lines, metric = plan.geoms[near], metric_lines[keep]
+    lines, metric = near_lines[keep], metric_lines[keep]
     touches = shapely.intersects(lines, site.geometry)
     # the nearest points are found in metres; their distance is measured on the ellipsoid
     ends = shapely.get_coordinates(site.unproject(shapely.shortest_line(metric, metric_site)))
@@ -333,7 +396,7 @@ def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> lis
     inside = np.full(len(lines), None, dtype=object)
     inside[touches] = intersect_pairs(lines[touches], np.full(int(touches.sum()), site.geometry, dtype=object))[0]
     lengths = geodesic_length(np.array([g if g is not None else shapely.LineString() for g in inside], dtype=object))
-    widths = np.nan_to_num(plan.corridor[near], nan=0.0)
+    widths = all_widths[near]
     corridor_area = np.zeros(len(near))
     wide = widths > 0
     if wide.any():
@@ -341,12 +404,15 @@ def _networks(site: _Site, plan: _Layer, spec: LayerSpec, reach_m: float) -> lis
         parts = polygonal_parts(intersect_pairs(corridors, np.full(len(corridors), site.geometry, dtype=object))[0])
         parts[[p is None for p in parts]] = shapely.MultiPolygon()  # not computed: no area claimed
         corridor_area[wide] = ellipsoidal_area(parts)
-    out = [{"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en}, "feature": str(plan.key[i]),
-            "class_code": plan.orig[i], "level": plan.level[i], "corridor_m": round(float(widths[k]), 3),
-            "distance_m": round(float(distance[k]), 4), "length_inside_m": round(float(lengths[k]), 4),
-            "corridor_area_m2": _m2(corridor_area[k]), "in_corridor": bool(corridor_area[k] > 0)}
-           for k, i in enumerate(near)]
-    return sorted(out, key=lambda r: (r["distance_m"], r["layer"], r["feature"]))
+    out = []
+    for k, (layer, i) in enumerate(zip(owner[near].tolist(), row[near].tolist(), strict=True)):
+        plan, spec = layers[layer]
+        out.append({"layer": plan.id, "title": {"zh": spec.title_zh, "en": spec.title_en},
+                    "feature": str(plan.key[i]), "class_code": plan.orig[i], "level": plan.level[i],
+                    "corridor_m": round(float(widths[k]), 3), "distance_m": round(float(distance[k]), 4),
+                    "length_inside_m": round(float(lengths[k]), 4), "corridor_area_m2": _m2(corridor_area[k]),
+                    "in_corridor": bool(corridor_area[k] > 0)})
+    return sorted(out, key=lambda r: (r["layer"], r["distance_m"], r["feature"]))
 
 
 def _applies(rule: RuleSpec, use: str, specs: dict[str, LayerSpec]) -> bool:
@@ -474,31 +540,29 @@ def _rule_finding(rule: RuleSpec, site: _Site, plans: dict[str, _Layer], missing
         if absent:
             return {**base, "status": "unknown", "reason": "layer_missing", "layers": absent, "area_m2": None}
         chosen = [plans[lid].where(rule.b.where) for lid in layers]
-        parts = [_inside_union(c) for c in chosen]
-        if any(p is None for p in parts):
-            constraint = None
-        else:
-            parts = [p for p in parts if not p.is_empty]
-            constraint = parts[0] if len(parts) == 1 else (_robust(
-                lambda a, b, **kw: shapely.union_all(a, **kw), np.array(parts, dtype=object), None) if parts
-                else shapely.MultiPolygon())
-    if constraint is None:
-        return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
-    if rule.kind == "containment":
-        piece = _robust(shapely.difference, site.geometry, constraint)
-    elif rule.kind == "raster":
-        piece = _robust(shapely.intersection, site.geometry, constraint)
-    else:  # the parts were clipped to the site already
-        piece = constraint
-    if piece is None:
-        return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
-    area = _area(_polygonal(piece)) if not piece.is_empty else 0.0
+        constraint = _union_inside(chosen) if rule.kind == "containment" or len(chosen) > 1 else None
+    if rule.kind in ("overlap", "corridor") and len(layers) == 1:
+        # one plan's settled parts inside the site are disjoint: their areas add up to their union's
+        area = chosen[0].settled_total()
+        if area is None:
+            return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
+    else:
+        if constraint is None:
+            return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
+        if rule.kind == "containment":
+            piece = _robust(shapely.difference, site.geometry, constraint)
+        elif rule.kind == "raster":
+            piece = _robust(shapely.intersection, site.geometry, constraint)
+        else:  # the parts were clipped to the site already
+            piece = constraint
+        if piece is None:
+            return {**base, "status": "unknown", "reason": "geometry_failed", "area_m2": None}
+        area = _area(_polygonal(piece)) if not piece.is_empty else 0.0
     features = []
     if rule.kind in ("overlap", "corridor") and area > 0:
         for lid, c in zip(layers, chosen, strict=True):
-            assert c.inside is not None
-            areas = ellipsoidal_area(c.inside) if len(c.inside) else np.zeros(0)
-            features += [f"{lid}:{k}" for k, a in zip(c.key, areas, strict=True) if a > 0]
+            assert c.inside_area is not None
+            features += [f"{lid}:{k}" for k, a in zip(c.key, c.inside_area, strict=True) if a > 0]
     min_area = float(rule.tolerance.get("min_area_m2", 0.0))
     status = "hit" if area >= min_area and area > 0 else ("suppressed" if area > 0 else "clear")
     return {**base, "status": status, "area_m2": _m2(area), "site_percent": _pct(area, site.area_m2),
@@ -573,24 +637,22 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
             plan = plan.take(shapely.intersects(plan.geoms, s.geometry))
             plan.inside = _clip(s, plan.geoms)
         plans[lid] = plan
+    unknown = _measure_inside([plans[lid] for lid in sorted(plans) if specs[lid].geometry == "polygon"])
 
-    overlaps, layers, unknown = [], [], []
+    overlaps, layers = [], []
     for lid, spec in sorted(specs.items()):
         if spec.geometry != "polygon":
             continue
         if lid in missing:
             layers.append({"layer": lid, "title": {"zh": spec.title_zh, "en": spec.title_en}, "status": "missing"})
             continue
-        rows, summary, failed = _layer_overlaps(s, plans[lid], spec, names)
+        rows, summary = _layer_overlaps(s, plans[lid], spec, names)
         overlaps += rows
         layers.append(summary)
-        unknown += failed
     compliance = [_compliance(lid, [r for r in overlaps if r["layer"] == lid], s)
                   for lid in _PLANNING_LAYERS if lid not in missing]
-    networks = []
-    for lid, spec in sorted(specs.items()):
-        if spec.network and lid in plans:
-            networks += _networks(s, plans[lid], spec, reach_m)
+    networks = _networks(s, [(plans[lid], spec) for lid, spec in sorted(specs.items())
+                             if spec.network and lid in plans], reach_m)
     terrain, dem_window = _terrain(s, (rasters or {}).get("dem"))
 
     rules = load_rules()
