@@ -140,7 +140,7 @@ def intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     inside = np.zeros(n, dtype=bool)
     inside[heavy] = shapely.contains_properly(host[heavy], guest[heavy])
     out[inside] = guest[inside]
-    clip = heavy & ~inside & (n_host >= CLIP_RATIO * n_guest)
+    clip = heavy & ~inside & (n_host >= CLIP_RATIO * n_guest) & (n_guest > 0)  # an empty guest has no bounds
     rest = np.flatnonzero(~inside)
 
     def work(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

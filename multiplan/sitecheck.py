@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyproj
-import rasterio.features
 import rasterio.windows
 import shapely
 
@@ -230,6 +229,26 @@ def _union_inside(chosen: list[_Layer]) -> shapely.Geometry | None:
     return _robust(lambda a, b, **kw: shapely.union_all(a, **kw), parts, None)
 
 
+def _cut_by_site(site: _Site, plans: list[_Layer]) -> list[_Layer]:
+    """The features of each polygon plan that meet the site, with their parts inside it: all plans in
+    one go, as the cost is mostly per call."""
+    if not plans:
+        return []
+    geoms = np.concatenate([plan.geoms for plan in plans])
+    shapely.prepare(site.geometry)
+    meets = shapely.intersects(site.geometry, geoms)
+    inside = _clip(site, geoms[meets])
+    out = []
+    at, done = 0, 0
+    for plan in plans:
+        kept = plan.take(meets[at:at + len(plan.geoms)])
+        at += len(plan.geoms)
+        kept.inside = inside[done:done + len(kept.geoms)]
+        done += len(kept.geoms)
+        out.append(kept)
+    return out
+
+
 def _settle_overlaps(layer: _Layer) -> tuple[np.ndarray, list[dict]]:
     """The features' parts inside the site where a plan's own polygons overlap: the first feature (by
     feature number) keeps the area, so the shares of one plan add up to its cover of the site. Without
@@ -400,10 +419,17 @@ def _networks(site: _Site, layers: list[tuple[_Layer, LayerSpec]], reach_m: floa
     corridor_area = np.zeros(len(near))
     wide = widths > 0
     if wide.any():
-        corridors = site.unproject(shapely.buffer(metric[wide], widths[wide] / 2))
+        # a corridor meets the site only where its line comes within half its width: clip the line there
+        x0, y0, x1, y1 = shapely.bounds(metric_site)
+        half = widths[wide] / 2
+        pad = half * 1.01 + 1.0
+        axes = np.array([shapely.clip_by_rect(g, x0 - m, y0 - m, x1 + m, y1 + m)
+                         for g, m in zip(metric[wide], pad.tolist(), strict=True)], dtype=object)
+        reaching = ~shapely.is_empty(axes)
+        corridors = site.unproject(shapely.buffer(axes[reaching], half[reaching]))
         parts = polygonal_parts(intersect_pairs(corridors, np.full(len(corridors), site.geometry, dtype=object))[0])
         parts[[p is None for p in parts]] = shapely.MultiPolygon()  # not computed: no area claimed
-        corridor_area[wide] = ellipsoidal_area(parts)
+        corridor_area[np.flatnonzero(wide)[reaching]] = ellipsoidal_area(parts) if len(parts) else 0.0
     out = []
     for k, (layer, i) in enumerate(zip(owner[near].tolist(), row[near].tolist(), strict=True)):
         plan, spec = layers[layer]
@@ -447,35 +473,47 @@ def _crop(raster: Raster, bounds: tuple[float, float, float, float], pad: int = 
 _DATASETS = threading.local()  # open rasters per thread: opening a GeoTIFF costs more than reading a window
 
 
-def _dataset(path: str | Path) -> Any:
+@dataclass(frozen=True)
+class _OpenRaster:
+    key: tuple[str, int]
+    src: Any                      # the rasterio dataset
+    crs: pyproj.CRS
+    to_raster: pyproj.Transformer  # EPSG:4490 to the raster's CRS
+
+
+def _dataset(path: str | Path) -> _OpenRaster:
     import rasterio
 
     key = (str(path), Path(path).stat().st_mtime_ns)
     cache = getattr(_DATASETS, "open", None)
-    if cache is None or cache[0] != key:
+    if cache is None or cache.key != key:
         if cache is not None:
-            cache[1].close()
-        _DATASETS.open = cache = (key, rasterio.open(path))
-    return cache[1]
+            cache.src.close()
+        src = rasterio.open(path)
+        crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
+        _DATASETS.open = cache = _OpenRaster(key, src, crs, _transformer_to(crs.to_wkt()))
+    return cache
 
 
-def _read_window(path: str | Path, site: _Site) -> tuple[Raster | None, pyproj.CRS | None]:
-    """Only the DEM cells around the site (plus a margin for the slope), read from the file."""
+def _read_window(path: str | Path, site: _Site) -> tuple[Raster | None, shapely.Geometry]:
+    """Only the DEM cells around the site (plus a margin for the slope), read from the file; and the
+    site in the raster's CRS."""
     import rasterio
 
     try:
-        src = _dataset(path)
-        crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
-        bounds = shapely.bounds(_to_crs(site.geometry, crs))
+        dataset = _dataset(path)
+        src, crs = dataset.src, dataset.crs
+        in_raster = _transformed(site.geometry, dataset.to_raster)
+        bounds = shapely.bounds(in_raster)
         whole = Raster(np.empty((0, 0)), src.transform, crs)
         window = _crop(whole, bounds, pad=3, window_only=True, shape=(src.height, src.width))
         if window is None:
-            return None, crs
+            return None, in_raster
         (r0, r1), (c0, c1) = window
         band = src.read(1, window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)).astype("float64")
         if src.nodata is not None:
             band[band == src.nodata] = np.nan
-        return Raster(band, src.transform @ src.transform.translation(c0, r0), crs), crs
+        return Raster(band, src.transform @ src.transform.translation(c0, r0), crs), in_raster
     except (rasterio.errors.RasterioError, OSError) as exc:
         raise InputError("read_failed", file=Path(path).name, detail=str(exc)) from exc
 
@@ -485,9 +523,32 @@ def _transformer_to(crs_wkt: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(STORAGE_CRS, pyproj.CRS.from_wkt(crs_wkt), always_xy=True)
 
 
-def _to_crs(geometry: shapely.Geometry, crs: pyproj.CRS) -> shapely.Geometry:
-    t = _transformer_to(crs.to_wkt())
+def _transformed(geometry: shapely.Geometry, t: pyproj.Transformer) -> shapely.Geometry:
     return shapely.transform(geometry, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+
+
+def _to_crs(geometry: shapely.Geometry, crs: pyproj.CRS) -> shapely.Geometry:
+    return _transformed(geometry, _transformer_to(crs.to_wkt()))
+
+
+def _cells_under(geometry: shapely.Geometry, shape: tuple[int, int], transform: Any) -> np.ndarray:
+    """The cells whose centre lies in ``geometry`` (as GDAL burns a polygon), or when there are none (a site
+    smaller than a cell) the cells it touches. A small window: point tests beat a call into GDAL."""
+    rows, cols = shape
+    col, row = np.meshgrid(np.arange(cols, dtype=float), np.arange(rows, dtype=float))
+
+    def xy(c: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = transform
+        return t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f
+
+    x, y = xy(col + 0.5, row + 0.5)
+    shapely.prepare(geometry)
+    mask = shapely.intersects_xy(geometry, x, y)
+    if not mask.any():
+        corners = [xy(col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (1, 1), (0, 1))]
+        rings = np.stack([np.stack(c, axis=-1) for c in corners], axis=-2).reshape(-1, 4, 2)
+        mask = shapely.intersects(geometry, shapely.polygons(rings)).reshape(shape)
+    return mask
 
 
 def _terrain(site: _Site, dem: Raster | str | Path | None) -> tuple[dict[str, Any], Raster | None]:
@@ -497,15 +558,10 @@ def _terrain(site: _Site, dem: Raster | str | Path | None) -> tuple[dict[str, An
         in_raster = _to_crs(site.geometry, dem.crs)
         window = _crop(dem, shapely.bounds(in_raster))
     else:
-        window, crs = _read_window(dem, site)
-        in_raster = _to_crs(site.geometry, crs) if crs is not None else None
+        window, in_raster = _read_window(dem, site)
     if window is None:
         return {"status": "unknown", "reason": "outside_dem"}, None
-    for all_touched in (False, True):  # a site smaller than a cell still gets the cells it touches
-        mask = rasterio.features.geometry_mask([in_raster], window.values.shape, window.transform,
-                                               invert=True, all_touched=all_touched)
-        if mask.any():
-            break
+    mask = _cells_under(in_raster, window.values.shape, window.transform)
     elevation = window.values[mask]
     slope = slope_degrees(window)[mask]
     valid = np.isfinite(elevation) & np.isfinite(slope)
@@ -632,12 +688,10 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
     near = store.features_near({lid: v.version for lid, v in versions.items()}, bbox,
                                {lid: site_box for lid in versions if specs[lid].geometry == "polygon"})
     for lid in sorted(versions):
-        plan = _Layer.of(lid, near[lid])
-        if specs[lid].geometry == "polygon":
-            plan = plan.take(shapely.intersects(plan.geoms, s.geometry))
-            plan.inside = _clip(s, plan.geoms)
-        plans[lid] = plan
-    unknown = _measure_inside([plans[lid] for lid in sorted(plans) if specs[lid].geometry == "polygon"])
+        plans[lid] = _Layer.of(lid, near[lid])
+    polygon_plans = _cut_by_site(s, [plans[lid] for lid in sorted(plans) if specs[lid].geometry == "polygon"])
+    plans.update({plan.id: plan for plan in polygon_plans})
+    unknown = _measure_inside(polygon_plans)
 
     overlaps, layers = [], []
     for lid, spec in sorted(specs.items()):

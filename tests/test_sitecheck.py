@@ -218,6 +218,31 @@ def test_a_steep_site_breaks_the_slope_rule(plans_store):
     assert report["verdict"] == "conditional"
 
 
+def test_the_cells_under_a_site_are_the_ones_gdal_burns():
+    # the check tests cell centres itself (faster than a call into GDAL for a small window): same cells
+    import rasterio.features
+
+    from multiplan.sitecheck import _cells_under
+
+    transform = Affine(0.0001, 0, 110.20, 0, -0.0001, 19.60)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        angles = np.sort(rng.uniform(0, 2 * np.pi, 40))
+        radii = rng.uniform(0.0004, 0.0016, 40)
+        site = shapely.Polygon(np.c_[110.2021 + radii * np.cos(angles), 19.5979 + radii * np.sin(angles)])
+        gdal = rasterio.features.geometry_mask([site], (40, 40), transform, invert=True)
+        assert gdal.sum() > 10 and np.array_equal(_cells_under(site, (40, 40), transform), gdal)
+    tiny = shapely.box(110.20012, 19.59985, 110.20014, 19.59987)  # inside one cell, off its centre
+    touched = rasterio.features.geometry_mask([tiny], (40, 40), transform, invert=True, all_touched=True)
+    assert touched.sum() == 1 and np.array_equal(_cells_under(tiny, (40, 40), transform), touched)
+
+
+def test_a_site_smaller_than_a_dem_cell_still_gets_its_terrain(plans_store):
+    store, rasters = plans_store
+    report = check_site(box(110.22012, 19.56012, 110.22014, 19.56014), store, rasters=rasters)
+    assert report["terrain"]["status"] == "checked" and report["terrain"]["cells"] == 1
+
+
 def test_without_a_dem_the_verdict_is_unknown_never_compliant(plans_store):
     store, _ = plans_store
     report = check_site(box(110.22, 19.56, 110.23, 19.57), store)
