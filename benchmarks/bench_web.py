@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--pg-url")
+    parser.add_argument("--workloads", default="sites,tiles_cached,tiles_uncached",
+                        help="comma-separated, of sites, tiles_cached, tiles_uncached")
     parser.add_argument("--generator", choices=("wrk", "locust"), default="wrk",
                         help="load generator: wrk (C, light on the shared cores; installed with apt when "
                              "missing) or locust")
@@ -211,7 +213,7 @@ def main() -> None:
                    "MULTIPLAN_BENCH_VERSION": str(version)}
             run_load(host, "mixed", 30, args.users, env, work)  # warm-up: caches, connections, imports
             results = {}
-            for mode in ("sites", "tiles_cached", "tiles_uncached"):
+            for mode in args.workloads.split(","):
                 results.update(run_load(host, mode, args.duration, args.users, env, work))
                 print(mode, "done", flush=True)
             samples: list[tuple[float, float]] = []
