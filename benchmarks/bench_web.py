@@ -46,6 +46,7 @@ from province import generate, sites  # noqa: E402
 
 from multiplan import users  # noqa: E402
 from multiplan.approvals import create_approval, list_approvals  # noqa: E402
+from multiplan.cli.web import DEFAULT_THREADS, DEFAULT_WORKERS  # noqa: E402
 from multiplan.store import open_store  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -186,8 +187,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=120, help="seconds per workload")
     parser.add_argument("--soak", type=int, default=600, help="seconds of mixed load while memory is sampled")
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="default: multiplan serve's")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="default: multiplan serve's")
     parser.add_argument("--pg-url")
     parser.add_argument("--workloads", default="sites,tiles_cached,tiles_uncached",
                         help="comma-separated, of sites, tiles_cached, tiles_uncached")
