@@ -93,6 +93,8 @@ def _metric_crs(geoms: np.ndarray) -> pyproj.CRS:
 
 
 def _project(geoms: np.ndarray, source: pyproj.CRS, target: pyproj.CRS) -> np.ndarray:
+    if source == target:  # a DEM in EPSG:4490 already (site checks ask for its steep cells every time)
+        return geoms
     t = pyproj.Transformer.from_crs(source, target, always_xy=True)
     return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 

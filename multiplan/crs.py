@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,9 +65,19 @@ def parse_prj_text(text: str) -> pyproj.CRS | None:
         return None
 
 
+def to_storage(crs: pyproj.CRS) -> pyproj.Transformer:
+    """The transformer from ``crs`` to EPSG:4490, built once per CRS: building one costs more than
+    transforming a site's few hundred points."""
+    return _to_storage(crs.srs or crs.to_wkt())
+
+
+@functools.lru_cache(maxsize=64)
+def _to_storage(crs_text: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs_text), STORAGE_CRS, always_xy=True)
+
+
 def _lonlat(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t = pyproj.Transformer.from_crs(crs, STORAGE_CRS, always_xy=True)
-    return t.transform(x, y)
+    return to_storage(crs).transform(x, y)
 
 
 def _inside(bounds: tuple[float, float, float, float], lon: np.ndarray, lat: np.ndarray) -> bool:

@@ -23,7 +23,6 @@ Rules worth knowing (see also :func:`read_site`):
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import json
 import os
@@ -51,6 +50,7 @@ from multiplan.crs import (
     ellipsoidal_area,
     parse_crs_option,
     parse_prj_text,
+    to_storage,
 )
 from multiplan.errors import CRSError, InputError, MultiplanError
 from multiplan.i18n import message
@@ -882,16 +882,10 @@ def _crs_note(choice: CRSChoice) -> str:
     return message("site_crs_declared", crs=choice.label, how=choice.note)
 
 
-@functools.lru_cache(maxsize=32)
-def _transformer_to_storage(crs_text: str) -> pyproj.Transformer:
-    # building a transformer costs more than transforming a site's few hundred points
-    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs_text), STORAGE_CRS, always_xy=True)
-
-
 def _to_storage(rings: list[_Ring], choice: CRSChoice, name: str) -> None:
     """Set each ring's lon/lat (EPSG:4490) and refuse a site outside the region."""
     xy = np.concatenate([r.xy for r in rings])
-    transformer = _transformer_to_storage(choice.crs.srs or choice.crs.to_wkt())
+    transformer = to_storage(choice.crs)
     with np.errstate(invalid="ignore"):
         lon, lat = transformer.transform(xy[:, 0], xy[:, 1], errcheck=False)
     lonlat = np.column_stack([lon, lat])
