@@ -18,6 +18,7 @@ import json
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +55,9 @@ _PLANNING_LAYERS = ("overall", "urban", "land_use")
 _ZONE_COMPLIANCE = {"land_use": {"010": "compliant", "020": "conditional", "030": "non_compliant",
                                  "040": "non_compliant"}}
 _CONSTRUCTION = ClassFilter(groups=("construction",))
+#: Sites with this many vertices have their network part computed on a second thread.
+SIDE_THREAD_VERTICES = 200
+_SIDE_POOL = ThreadPoolExecutor(1, thread_name_prefix="multiplan-site")
 _GEOD = pyproj.Geod(ellps="GRS80")  # CGCS2000's ellipsoid, to 0.1 mm in the semi-minor axis
 
 
@@ -137,6 +141,7 @@ def _site(geometry: shapely.Geometry) -> _Site:
     # the 3-degree Gauss-Kruger zone, as the conflict engine buffers corridors: distances are then measured
     # on the ellipsoid between the nearest points found there
     epsg = 4546 if shapely.centroid(geometry).x >= 109.5 else 4545
+    shapely.prepare(geometry)  # here, once: the parts of a check that run on two threads both test against it
     to_metric, to_lonlat = _transformers(epsg)
     return _Site(geometry, float(ellipsoidal_area(np.array([geometry]))[0]), to_metric.target_crs,
                  to_metric, to_lonlat)
@@ -689,6 +694,10 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
                                {lid: site_box for lid in versions if specs[lid].geometry == "polygon"})
     for lid in sorted(versions):
         plans[lid] = _Layer.of(lid, near[lid])
+    network_plans = [(plans[lid], spec) for lid, spec in sorted(specs.items()) if spec.network and lid in plans]
+    # a big site keeps GEOS busy on both sides: the networks run beside the polygon plans (GEOS releases the GIL)
+    side = (_SIDE_POOL.submit(_networks, s, network_plans, reach_m)
+            if shapely.get_num_coordinates(s.geometry) >= SIDE_THREAD_VERTICES else None)
     polygon_plans = _cut_by_site(s, [plans[lid] for lid in sorted(plans) if specs[lid].geometry == "polygon"])
     plans.update({plan.id: plan for plan in polygon_plans})
     unknown = _measure_inside(polygon_plans)
@@ -705,9 +714,8 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
         layers.append(summary)
     compliance = [_compliance(lid, [r for r in overlaps if r["layer"] == lid], s)
                   for lid in _PLANNING_LAYERS if lid not in missing]
-    networks = _networks(s, [(plans[lid], spec) for lid, spec in sorted(specs.items())
-                             if spec.network and lid in plans], reach_m)
     terrain, dem_window = _terrain(s, (rasters or {}).get("dem"))
+    networks = side.result() if side is not None else _networks(s, network_plans, reach_m)
 
     rules = load_rules()
     findings = [_rule_finding(rule, s, plans, missing, dem_window, terrain["status"])
