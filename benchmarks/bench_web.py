@@ -169,6 +169,8 @@ def _wrk(host: str, mode: str, seconds: int, users_n: int, env: dict, work: Path
                           capture_output=True, text=True, check=True)
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     n, bad_status, socket_errors, micros, p50, p95 = line.split()[1:]
+    if int(bad_status) or int(socket_errors):
+        print(f"  {mode}: {bad_status} responses with an error status, {socket_errors} socket errors", flush=True)
     return {NAMES[mode]: {"requests": int(n), "failures": int(bad_status) + int(socket_errors),
                           "p50": float(p50), "p95": float(p95), "rps": int(n) / (int(micros) / 1e6)}}
 
@@ -190,6 +192,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="default: multiplan serve's")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="default: multiplan serve's")
     parser.add_argument("--pg-url")
+    parser.add_argument("--server-log", type=Path, help="write gunicorn's access and error log here")
     parser.add_argument("--workloads", default="sites,tiles_cached,tiles_uncached",
                         help="comma-separated, of sites, tiles_cached, tiles_uncached")
     parser.add_argument("--generator", choices=("wrk", "locust"), default="wrk",
@@ -204,10 +207,11 @@ def main() -> None:
         token, sites_file, version = _prepare(pg_url, 500, work)
         port = _port()
         host = f"http://127.0.0.1:{port}"
+        log = args.server_log.open("wb") if args.server_log else subprocess.DEVNULL
         server = subprocess.Popen([str(BIN / "multiplan"), "--store", pg_url, "serve", "--port", str(port),
                                    "--workers", str(args.workers), "--threads", str(args.threads)],
                                   env={**os.environ, "MULTIPLAN_DEM": str(folder / "dem.tif")},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait(host)
             env = {"MULTIPLAN_BENCH_TOKEN": token, "MULTIPLAN_BENCH_SITES": str(sites_file),

@@ -7,6 +7,7 @@ Coverage findings come from each load's quality check.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,11 @@ def slope_degrees(raster: Raster) -> np.ndarray:
     else:
         gy, gx = np.gradient(values, dy, dx)
     return np.degrees(np.arctan(np.hypot(gx, gy)))
+
+
+# rasterio.features.shapes hides this warning about its own scratch raster with catch_warnings, which is not
+# thread-safe: when site checks run on several threads it leaks, though the shapes are right (checked)
+warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning, module=r"rasterio\.features")
 
 
 def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:

@@ -379,9 +379,9 @@ def _control_lines(site: _Site, specs: dict[str, LayerSpec], plans: dict[str, _L
     return out
 
 
-def _degrees(metres: float, site: _Site) -> float:
-    """A distance in metres as degrees, generously: a degree of longitude is the shorter one."""
-    max_lat = float(np.abs(shapely.bounds(site.geometry)[[1, 3]]).max())
+def _degrees(metres: float, near: shapely.Geometry) -> float:
+    """A distance in metres as degrees near ``near``, generously: a degree of longitude is the shorter one."""
+    max_lat = float(np.abs(shapely.bounds(near)[[1, 3]]).max())
     return metres / (111_320.0 * math.cos(math.radians(max_lat)))
 
 
@@ -395,16 +395,19 @@ def _networks(site: _Site, layers: list[tuple[_Layer, LayerSpec]], reach_m: floa
     owner = np.repeat(np.arange(len(layers)), [len(plan.geoms) for plan, _ in layers])
     row = np.concatenate([np.arange(len(plan.geoms)) for plan, _ in layers])
     all_widths = np.nan_to_num(np.concatenate([plan.corridor for plan, _ in layers]).astype(float), nan=0.0)
-    shapely.prepare(site.geometry)  # the first argument is the prepared one
-    candidates = np.flatnonzero(shapely.dwithin(site.geometry, geoms, _degrees(reach_m, site) * 1.02))
+    # this may run on a second thread beside the polygon plans: GEOS builds a prepared geometry's indexes
+    # lazily and not thread-safely, so this thread tests against its own copy of the site
+    own_site = shapely.from_wkb(shapely.to_wkb(site.geometry))
+    shapely.prepare(own_site)  # the first argument is the prepared one
+    candidates = np.flatnonzero(shapely.dwithin(own_site, geoms, _degrees(reach_m, own_site) * 1.02))
     if not len(candidates):
         return []
     # distances within reach, the length inside and the corridor inside all lie near the site: a 7 km line
     # is clipped to a box that holds every point within reach (and half a corridor) of the site first
-    margin = _degrees(max(reach_m, float(all_widths[candidates].max()) / 2), site) * 1.1
-    x0, y0, x1, y1 = shapely.bounds(site.geometry)
+    margin = _degrees(max(reach_m, float(all_widths[candidates].max()) / 2), own_site) * 1.1
+    x0, y0, x1, y1 = shapely.bounds(own_site)
     near_lines = shapely.clip_by_rect(geoms[candidates], x0 - margin, y0 - margin, x1 + margin, y1 + margin)
-    metric_site = site.project(np.array([site.geometry]))[0]
+    metric_site = site.project(np.array([own_site]))[0]
     # segments are straight in lon/lat as stored: densify so they keep that shape in metres
     metric_lines = site.project(shapely.segmentize(near_lines, 0.0005))
     keep = shapely.distance(metric_lines, metric_site) <= reach_m  # NaN (nothing left in the box) is out
@@ -412,13 +415,13 @@ def _networks(site: _Site, layers: list[tuple[_Layer, LayerSpec]], reach_m: floa
     if not len(near):
         return []
     lines, metric = near_lines[keep], metric_lines[keep]
-    touches = shapely.intersects(lines, site.geometry)
+    touches = shapely.intersects(lines, own_site)
     # the nearest points are found in metres; their distance is measured on the ellipsoid
     ends = shapely.get_coordinates(site.unproject(shapely.shortest_line(metric, metric_site)))
     _, _, distance = _GEOD.inv(ends[0::2, 0], ends[0::2, 1], ends[1::2, 0], ends[1::2, 1])
     distance = np.where(touches, 0.0, distance)
     inside = np.full(len(lines), None, dtype=object)
-    inside[touches] = intersect_pairs(lines[touches], np.full(int(touches.sum()), site.geometry, dtype=object))[0]
+    inside[touches] = intersect_pairs(lines[touches], np.full(int(touches.sum()), own_site, dtype=object))[0]
     lengths = geodesic_length(np.array([g if g is not None else shapely.LineString() for g in inside], dtype=object))
     widths = all_widths[near]
     corridor_area = np.zeros(len(near))
@@ -432,7 +435,7 @@ def _networks(site: _Site, layers: list[tuple[_Layer, LayerSpec]], reach_m: floa
                          for g, m in zip(metric[wide], pad.tolist(), strict=True)], dtype=object)
         reaching = ~shapely.is_empty(axes)
         corridors = site.unproject(shapely.buffer(axes[reaching], half[reaching]))
-        parts = polygonal_parts(intersect_pairs(corridors, np.full(len(corridors), site.geometry, dtype=object))[0])
+        parts = polygonal_parts(intersect_pairs(corridors, np.full(len(corridors), own_site, dtype=object))[0])
         parts[[p is None for p in parts]] = shapely.MultiPolygon()  # not computed: no area claimed
         corridor_area[np.flatnonzero(wide)[reaching]] = ellipsoidal_area(parts) if len(parts) else 0.0
     out = []

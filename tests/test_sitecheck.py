@@ -272,6 +272,23 @@ def test_the_same_inputs_give_the_same_bytes_and_hash(plans_store):
     assert other["content_sha256"] != first["content_sha256"]
 
 
+def test_checks_at_once_on_many_threads_give_the_reports_of_checks_one_by_one(plans_store, monkeypatch):
+    # a web worker runs checks on several threads, and a big site's networks run on a second one
+    from concurrent.futures import ThreadPoolExecutor
+
+    import multiplan.sitecheck
+
+    monkeypatch.setattr(multiplan.sitecheck, "SIDE_THREAD_VERTICES", 0)
+    store, rasters = plans_store
+    sites = [box(110.20 + 0.01 * i, 19.53 + 0.003 * j, 110.215 + 0.01 * i, 19.556 + 0.003 * j)
+             for i in range(8) for j in range(3)]
+    one_by_one = [canonical_json(check_site(s, store, rasters=rasters)) for s in sites]
+    assert any('"in_corridor": true' in r for r in one_by_one)  # the network part has work to do
+    with ThreadPoolExecutor(4) as pool:
+        at_once = list(pool.map(lambda s: canonical_json(check_site(s, store, rasters=rasters)), sites * 3))
+    assert at_once == one_by_one * 3
+
+
 def test_reports_follow_the_documented_schema(plans_store):
     store, rasters = plans_store
     report = check_site(box(110.275, 19.535, 110.285, 19.545), store, rasters=rasters)
