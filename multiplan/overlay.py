@@ -98,13 +98,22 @@ def _in_chunks(work: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], n: i
     return out, failed
 
 
+def clip_to_rects(geoms: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """``geoms[k]`` clipped to its own rectangle ``(x0[k], y0[k], x1[k], y1[k])``, as ``shapely.clip_by_rect``.
+
+    shapely's wrapper takes one rectangle per call; the ufunc under it takes arrays, and a Python loop
+    over the wrapper cost three times the clipping itself.
+    """
+    return shapely.lib.clip_by_rect(np.asarray(geoms, dtype=object), *(np.asarray(v, dtype=float)
+                                                                      for v in (x0, y0, x1, y1)))
+
+
 def _clip_around(big: np.ndarray, small: np.ndarray) -> np.ndarray:
     """Each ``big`` clipped to a rectangle a little larger than the matching ``small``'s bounds."""
     bounds = shapely.bounds(small)
     margin = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]) * 0.01 + 1e-9
     lo, hi = bounds[:, :2] - margin[:, None], bounds[:, 2:] + margin[:, None]
-    return np.array([shapely.clip_by_rect(g, x0, y0, x1, y1)
-                     for g, (x0, y0), (x1, y1) in zip(big, lo.tolist(), hi.tolist(), strict=True)], dtype=object)
+    return clip_to_rects(big, lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])
 
 
 def intersecting_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

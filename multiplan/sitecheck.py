@@ -34,7 +34,7 @@ from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area,
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
 from multiplan.io import Raster
-from multiplan.overlay import SNAP_GRID_DEG, intersect_pairs, polygonal_parts
+from multiplan.overlay import SNAP_GRID_DEG, clip_to_rects, intersect_pairs, polygonal_parts
 from multiplan.rules import RuleSpec, load_rules
 from multiplan.rules.spec import ClassFilter
 from multiplan.specs import LayerSpec, load_layer_specs, unified_classes
@@ -431,8 +431,7 @@ def _networks(site: _Site, layers: list[tuple[_Layer, LayerSpec]], reach_m: floa
         x0, y0, x1, y1 = shapely.bounds(metric_site)
         half = widths[wide] / 2
         pad = half * 1.01 + 1.0
-        axes = np.array([shapely.clip_by_rect(g, x0 - m, y0 - m, x1 + m, y1 + m)
-                         for g, m in zip(metric[wide], pad.tolist(), strict=True)], dtype=object)
+        axes = clip_to_rects(metric[wide], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
         reaching = ~shapely.is_empty(axes)
         corridors = site.unproject(shapely.buffer(axes[reaching], half[reaching]))
         parts = polygonal_parts(intersect_pairs(corridors, np.full(len(corridors), own_site, dtype=object))[0])

@@ -122,3 +122,17 @@ def test_union_area_tile_by_tile_equals_the_area_of_one_union(big_and_cells, mon
     assert overlay.union_area(geoms, shapely.area) < shapely.area(geoms).sum() * 0.9  # overlaps count once
     assert overlay.union_area(geoms[:1], shapely.area) == pytest.approx(shapely.area(geoms[0]))
     assert overlay.union_area(geoms[:0], shapely.area) == 0.0
+
+
+def test_clipping_to_many_rectangles_at_once_equals_shapely_one_by_one(big_and_cells):
+    cells, bigs = big_and_cells
+    big = bigs[0]
+    bounds = shapely.bounds(cells)
+    geoms = np.array([big] * len(cells) + [None, shapely.Polygon()], dtype=object)
+    x0, y0, x1, y1 = (np.r_[bounds[:, k], 0.0, 0.0] + (k >= 2) for k in range(4))
+    clipped = overlay.clip_to_rects(geoms, x0, y0, x1, y1)
+    expected = [shapely.clip_by_rect(g, a, b, c, d) if g is not None else None
+                for g, a, b, c, d in zip(geoms, x0, y0, x1, y1, strict=True)]
+    assert clipped[-2] is None and clipped[-1].is_empty
+    assert all(shapely.equals_exact(c, e, 0) for c, e in zip(clipped[:-2], expected[:-2], strict=True))
+    assert sum(not c.is_empty for c in clipped[:-2]) > 10
