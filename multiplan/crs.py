@@ -185,7 +185,7 @@ def ring_table(geoms: np.ndarray) -> RingTable:
     return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms))
 
 
-AREA_CHUNK = 200_000
+AREA_CHUNK = 25_000
 
 
 def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
