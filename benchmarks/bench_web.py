@@ -237,6 +237,8 @@ def main() -> None:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+            if args.server_log:
+                log.close()
     print()
     print(f"{args.users} concurrent clients ({args.generator}), {args.duration} s per workload, gunicorn "
           f"{args.workers} workers x {args.threads} threads, PostGIS, scale {args.scale:g}")

@@ -19,7 +19,14 @@ import rasterio.features
 import shapely
 import shapely.geometry
 
-from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
+from multiplan.crs import (
+    SQM_PER_HA,
+    SQM_PER_MU,
+    STORAGE_CRS,
+    ellipsoidal_area,
+    geodesic_length,
+    transformer,
+)
 from multiplan.io import Raster
 from multiplan.overlay import (
     differences_from_union,
@@ -96,7 +103,7 @@ def _metric_crs(geoms: np.ndarray) -> pyproj.CRS:
 def _project(geoms: np.ndarray, source: pyproj.CRS, target: pyproj.CRS) -> np.ndarray:
     if source == target:  # a DEM in EPSG:4490 already (site checks ask for its steep cells every time)
         return geoms
-    t = pyproj.Transformer.from_crs(source, target, always_xy=True)
+    t = transformer(source, target)
     return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 
 

@@ -65,15 +65,23 @@ def parse_prj_text(text: str) -> pyproj.CRS | None:
         return None
 
 
-def to_storage(crs: pyproj.CRS) -> pyproj.Transformer:
-    """The transformer from ``crs`` to EPSG:4490, built once per CRS: building one costs more than
-    transforming a site's few hundred points."""
-    return _to_storage(crs.srs or crs.to_wkt())
+def transformer(source: pyproj.CRS | int, target: pyproj.CRS | int) -> pyproj.Transformer:
+    """The (x, y order) transformer between two CRSs (or EPSG codes), built once per pair: building one
+    costs more than transforming a site's few hundred points."""
+    def text(crs: pyproj.CRS | int) -> str:
+        return f"EPSG:{crs}" if isinstance(crs, int) else (crs.srs or crs.to_wkt())
+    return _transformer(text(source), text(target))
 
 
 @functools.lru_cache(maxsize=64)
-def _to_storage(crs_text: str) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs_text), STORAGE_CRS, always_xy=True)
+def _transformer(source: str, target: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(source), pyproj.CRS.from_user_input(target),
+                                       always_xy=True)
+
+
+def to_storage(crs: pyproj.CRS) -> pyproj.Transformer:
+    """The transformer from ``crs`` to EPSG:4490."""
+    return transformer(crs, STORAGE_CRS)
 
 
 def _lonlat(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

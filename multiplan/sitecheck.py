@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,14 @@ import rasterio.windows
 import shapely
 
 from multiplan.conflicts import class_mask, slope_areas, slope_degrees
-from multiplan.crs import SQM_PER_HA, SQM_PER_MU, STORAGE_CRS, ellipsoidal_area, geodesic_length
+from multiplan.crs import (
+    SQM_PER_HA,
+    SQM_PER_MU,
+    STORAGE_CRS,
+    ellipsoidal_area,
+    geodesic_length,
+    transformer,
+)
 from multiplan.detection import rule_set_hash
 from multiplan.errors import InputError
 from multiplan.io import Raster
@@ -142,15 +148,10 @@ def _site(geometry: shapely.Geometry) -> _Site:
     # on the ellipsoid between the nearest points found there
     epsg = 4546 if shapely.centroid(geometry).x >= 109.5 else 4545
     shapely.prepare(geometry)  # here, once: the parts of a check that run on two threads both test against it
-    to_metric, to_lonlat = _transformers(epsg)
+    to_metric, to_lonlat = transformer(STORAGE_CRS, epsg), transformer(epsg, STORAGE_CRS)
     return _Site(geometry, float(ellipsoidal_area(np.array([geometry]))[0]), to_metric.target_crs,
                  to_metric, to_lonlat)
 
-
-@lru_cache(maxsize=4)
-def _transformers(epsg: int) -> tuple[pyproj.Transformer, pyproj.Transformer]:
-    return (pyproj.Transformer.from_crs(STORAGE_CRS, epsg, always_xy=True),
-            pyproj.Transformer.from_crs(epsg, STORAGE_CRS, always_xy=True))
 
 
 def _robust(op: Callable, a: Any, b: Any) -> Any:
@@ -206,8 +207,8 @@ def _class_name(spec: LayerSpec, orig: str | None, unified: str | None, names: d
 def _clip(site: _Site, geoms: np.ndarray) -> np.ndarray:
     """Each feature's part inside the site, polygonal; None where GEOS could not compute it."""
     clipped = np.empty(len(geoms), dtype=object)
-    # whole features inside the site, and features covering all of it, need no overlay
-    shapely.prepare(site.geometry)
+    # whole features inside the site, and features covering all of it, need no overlay (the site was
+    # prepared in _site)
     within = shapely.contains(site.geometry, geoms)
     clipped[within] = geoms[within]
     rest = np.flatnonzero(~within)
@@ -240,7 +241,6 @@ def _cut_by_site(site: _Site, plans: list[_Layer]) -> list[_Layer]:
     if not plans:
         return []
     geoms = np.concatenate([plan.geoms for plan in plans])
-    shapely.prepare(site.geometry)
     meets = shapely.intersects(site.geometry, geoms)
     inside = _clip(site, geoms[meets])
     out = []
@@ -498,7 +498,7 @@ def _dataset(path: str | Path) -> _OpenRaster:
             cache.src.close()
         src = rasterio.open(path)
         crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
-        _DATASETS.open = cache = _OpenRaster(key, src, crs, _transformer_to(crs.to_wkt()))
+        _DATASETS.open = cache = _OpenRaster(key, src, crs, transformer(STORAGE_CRS, crs))
     return cache
 
 
@@ -525,17 +525,13 @@ def _read_window(path: str | Path, site: _Site) -> tuple[Raster | None, shapely.
         raise InputError("read_failed", file=Path(path).name, detail=str(exc)) from exc
 
 
-@lru_cache(maxsize=8)
-def _transformer_to(crs_wkt: str) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(STORAGE_CRS, pyproj.CRS.from_wkt(crs_wkt), always_xy=True)
-
 
 def _transformed(geometry: shapely.Geometry, t: pyproj.Transformer) -> shapely.Geometry:
     return shapely.transform(geometry, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 
 
 def _to_crs(geometry: shapely.Geometry, crs: pyproj.CRS) -> shapely.Geometry:
-    return _transformed(geometry, _transformer_to(crs.to_wkt()))
+    return _transformed(geometry, transformer(STORAGE_CRS, crs))
 
 
 def _cells_under(geometry: shapely.Geometry, shape: tuple[int, int], transform: Any) -> np.ndarray:

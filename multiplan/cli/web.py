@@ -86,8 +86,7 @@ def serve_command(obj: dict[str, Any], host: str, port: int, workers: int, threa
 
 
 def serve(store: str, host: str, port: int, workers: int = DEFAULT_WORKERS, threads: int = DEFAULT_THREADS,
-          debug: bool = False,
-          dem: str | None = None) -> None:
+          debug: bool = False, dem: str | None = None) -> None:
     env = {**os.environ, "MULTIPLAN_STORE": store, **({"MULTIPLAN_DEM": dem} if dem else {})}
     if not env.get("MULTIPLAN_SECRET_KEY"):  # one key for every worker, so sessions survive across them
         env["MULTIPLAN_SECRET_KEY"] = os.urandom(32).hex()
