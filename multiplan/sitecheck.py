@@ -678,6 +678,12 @@ def check_site(site: Any, store: PlanStore, as_of: str | None = None,
     """Check a site (a :class:`multiplan.sites.SiteInput` or a polygon in EPSG:4490) against the plans."""
     if project_use not in PROJECT_USES:
         raise InputError("site_bad_use", use=project_use, uses=", ".join(PROJECT_USES))
+    with store.one_connection():  # its three reads share one connection
+        return _check_site(site, store, as_of, rasters, project_use, reach_m)
+
+
+def _check_site(site: Any, store: PlanStore, as_of: str | None, rasters: dict[str, str | Path | Raster] | None,
+                project_use: str, reach_m: float) -> dict[str, Any]:
     geometry = getattr(site, "geometry", site)
     s = _site(geometry)
     specs = load_layer_specs()

@@ -228,3 +228,35 @@ def test_postgis_keeps_attributes_as_json_objects_and_nulls_as_nulls(pg_schema_u
     assert [r[0] for r in rows] == ["object"] * 4
     assert [r[1] for r in rows] == ["带\t制表符", None, "引号\"和\\反斜杠", "😀 emoji"]
     assert all(r[2] for r in rows) and {r[3] for r in rows} == {4490} and rows[0][4] == "ST_MultiPolygon"
+
+
+def test_calls_sharing_one_connection_commit_writes_and_roll_back_failures(store_url):
+    from multiplan import users
+
+    with open_store(store_url) as store, open_store(store_url) as other, store.one_connection():
+        users.add_user(store, "anna", "a-long-password", "planner")
+        assert users.get_user(other, "anna")["role"] == "planner"  # committed, though the block goes on
+        with pytest.raises(RuntimeError), store._records() as tx:
+            tx.insert("mp_users", {"username": "ben", "display_name": "ben", "password_hash": "x", "role": "viewer",
+                                   "active": 1, "created_at": "2026-01-01", "updated_at": "2026-01-01"})
+            raise RuntimeError("the write fails half-way")
+        with store.one_connection():  # nested blocks keep the outer one's connection
+            assert [u["username"] for u in users.list_users(store)] == ["anna"]
+        users.add_user(store, "cleo", "a-long-password", "viewer")  # the connection still serves writes
+    with open_store(store_url) as store:
+        assert [u["username"] for u in users.list_users(store)] == ["anna", "cleo"]
+        assert [e.action for e in store.audit_log()][-2:] == ["user_add", "user_add"]
+
+
+@pytest.mark.postgis
+def test_postgis_calls_in_one_block_use_one_session_without_parallel_workers(pg_schema_url):
+    with open_store(pg_schema_url) as store:
+        store.init()
+        with store.one_connection():
+            rows = []
+            for _ in range(3):
+                rows += store._rows("SELECT pg_backend_pid() AS pid, "
+                                    "current_setting('max_parallel_workers_per_gather') AS workers")
+                assert store.engine.pool.checkedout() == 1  # held between calls
+        assert store.engine.pool.checkedout() == 0
+        assert len({r["pid"] for r in rows}) == 1 and {r["workers"] for r in rows} == {"0"}

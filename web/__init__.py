@@ -49,6 +49,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     store = open_store(app.config["STORE"])
     store.init()
     app.extensions["multiplan_store"] = store
+    _hold_one_connection_per_request(app, store)
     from multiplan.reports import CLASS_COLOURS
 
     app.jinja_env.globals["class_colours"] = CLASS_COLOURS  # small maps colour the plans as the viewer does
@@ -62,3 +63,22 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         if name in MACHINE_BLUEPRINTS:  # token or Basic auth there; a cookie alone cannot write (web.access)
             csrf.exempt(module.bp)
     return app
+
+
+def _hold_one_connection_per_request(app: Flask, store: Any) -> None:
+    """Every store call of a request shares one connection (PostGIS: one checkout instead of one per call).
+    Registered before the other hooks, so the authorisation check uses it too."""
+    from flask import g
+
+    @app.before_request
+    def _hold() -> None:
+        held = store.one_connection()
+        held.__enter__()
+        g.multiplan_held_connection = held
+
+    @app.teardown_request
+    def _release(exc: BaseException | None) -> None:
+        held = g.pop("multiplan_held_connection", None)
+        if held is not None:
+            held.__exit__(None, None, None)
+

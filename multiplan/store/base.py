@@ -6,7 +6,7 @@ import getpass
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -207,6 +207,12 @@ class PlanStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def one_connection(self) -> AbstractContextManager[None]:
+        """A block whose store calls on this thread share one database connection (a web request's).
+
+        A no-op where connections cost nothing (the embedded store)."""
+        return nullcontext()
 
     # -- the conflict ledger -------------------------------------------------------------------
     @abstractmethod
