@@ -749,8 +749,7 @@ def _check_site(site: Any, store: PlanStore, as_of: str | None, rasters: dict[st
         "verdict": "unknown" if unknown and verdict != "prohibited" else verdict,
         "verdict_rules": because,
     }
-    report["content_sha256"] = content_hash(report)
-    return report
+    return _sealed(report)
 
 
 def report_schema() -> dict[str, Any]:
@@ -760,11 +759,39 @@ def report_schema() -> dict[str, Any]:
     return json.loads(resources.files("multiplan").joinpath("data/site_report.schema.json").read_text("utf-8"))
 
 
+class SiteReport(dict):
+    """A report as :func:`check_site` returns it: a plain dict that also keeps its compact canonical JSON.
+
+    The JSON is encoded once, for the content hash, and reused by ``canonical_json(report, indent=None)``
+    (what the API sends and stores): for a big site that encoding, mostly of the site's coordinates, was a
+    tenth of the check. A report is not changed after the check: its content hash would be wrong too.
+    """
+
+    __slots__ = ("compact_json",)
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, allow_nan=False)
+
+
+def _sealed(body: dict[str, Any]) -> SiteReport:
+    """``body`` with its content hash, and its compact canonical JSON built from the same encoded parts
+    (with ``indent=None`` json writes an object as ``{"key": value, ...}`` in sorted key order)."""
+    parts = {k: f"{_dumps(k)}: {_dumps(v)}" for k, v in body.items()}
+    digest = hashlib.sha256(("{" + ", ".join(parts[k] for k in sorted(parts)) + "}").encode("utf-8")).hexdigest()
+    report = SiteReport({**body, "content_sha256": digest})
+    parts["content_sha256"] = f"{_dumps('content_sha256')}: {_dumps(digest)}"
+    report.compact_json = "{" + ", ".join(parts[k] for k in sorted(parts)) + "}"
+    return report
+
+
 def canonical_json(report: dict[str, Any], indent: int | None = 2) -> str:
     """The report's bytes: sorted keys, UTF-8 text, no floating noise beyond the rounding above."""
-    return json.dumps(report, ensure_ascii=False, sort_keys=True, indent=indent, allow_nan=False)
+    if indent is None and isinstance(report, SiteReport):
+        return report.compact_json
+    return _dumps(report, indent)
 
 
 def content_hash(report: dict[str, Any]) -> str:
-    body = {k: v for k, v in report.items() if k != "content_sha256"}
-    return hashlib.sha256(canonical_json(body, indent=None).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_dumps({k: v for k, v in report.items() if k != "content_sha256"}).encode("utf-8")
+                          ).hexdigest()

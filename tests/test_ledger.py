@@ -81,3 +81,16 @@ def test_closed_conflicts_reopen_only_on_purpose(store, tmp_path):
     with pytest.raises(LedgerError):
         store.transition_conflict(cid, "under_coordination", "王", "x")
     assert store.transition_conflict(cid, "open", "王", "复核后重新打开")["status"] == "open"
+
+
+def test_the_newest_run_is_seen_in_a_block_that_read_the_versions_before_it(store, tmp_path):
+    farm, overall = _plans(tmp_path, build_on_farmland=True)
+    load_plan(store, "farmland", farm)
+    load_plan(store, "overall", overall)
+    with store.one_connection():
+        assert store.versions() and store.latest_run_id() is None
+        first = run_detection(store, rule_ids=["farmland"])
+        run_id = store.save_detection(first, first["patches"])["run_id"]
+        assert store.latest_run_id() == run_id
+        store.versions()
+        assert store.latest_run_id() == run_id

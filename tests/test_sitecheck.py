@@ -270,6 +270,10 @@ def test_the_same_inputs_give_the_same_bytes_and_hash(plans_store):
     assert first["content_sha256"] == second["content_sha256"] == content_hash(first)
     other = check_site(box(110.245, 19.56, 110.255, 19.571), store, rasters=rasters)
     assert other["content_sha256"] != first["content_sha256"]
+    # the compact JSON kept from hashing is exactly what json writes for the report as a plain dict
+    plain = json.dumps(dict(first), ensure_ascii=False, sort_keys=True, allow_nan=False)
+    assert canonical_json(first, indent=None) == plain
+    assert json.loads(plain) == json.loads(canonical_json(first))
 
 
 def test_checks_at_once_on_many_threads_give_the_reports_of_checks_one_by_one(plans_store, monkeypatch):

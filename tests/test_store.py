@@ -256,7 +256,9 @@ def test_postgis_calls_in_one_block_use_one_session_without_parallel_workers(pg_
             rows = []
             for _ in range(3):
                 rows += store._rows("SELECT pg_backend_pid() AS pid, "
-                                    "current_setting('max_parallel_workers_per_gather') AS workers")
+                                    "current_setting('max_parallel_workers_per_gather') AS workers, "
+                                    "current_setting('plan_cache_mode') AS plans")
                 assert store.engine.pool.checkedout() == 1  # held between calls
         assert store.engine.pool.checkedout() == 0
-        assert len({r["pid"] for r in rows}) == 1 and {r["workers"] for r in rows} == {"0"}
+        assert len({r["pid"] for r in rows}) == 1
+        assert {(r["workers"], r["plans"]) for r in rows} == {("0", "force_generic_plan")}

@@ -36,7 +36,6 @@ from multiplan.store.base import (
     RECORD_KEYS,
     RECORD_MIGRATIONS,
     RECORD_TABLES,
-    VERSION_STAMP_SQL,
     AuditEntry,
     FeatureArrays,
     LedgerTransaction,
@@ -198,6 +197,8 @@ _NEAR_COLUMNS = ",".join(FeatureArrays.COLUMNS)
 
 
 _NO_PARALLEL = "max_parallel_workers_per_gather = 0"
+# base.VERSION_STAMP_SQL's two columns, then the newest detection run
+_STAMP_AND_RUN_SQL = "SELECT COUNT(*), MAX(loaded_at), (SELECT MAX(id) FROM mp_detection_runs) FROM mp_plan_versions"
 
 
 def _one_request(conn: sa.Connection) -> None:
@@ -232,21 +233,28 @@ class PostgisStore(PlanStore):
         """Store calls in this block, on this thread, share one connection in autocommit mode: a web request
         then costs one pool checkout and ping rather than one per call, and each read one round trip
         rather than three (BEGIN, the query, ROLLBACK). Writes still run in transactions (``_transaction``).
-        The connection's session also runs without parallel workers, as ``_one_request`` asks."""
+        The connection's session also runs without parallel workers, as ``_one_request`` asks, and with
+        generic plans for prepared statements. In the block, ``latest_run_id`` answers with the newest run
+        read along with the version list, if that came first (as in a site check)."""
         if getattr(self._held, "conn", None) is not None:
             yield
             return
         with self._checkout() as conn:
             if not conn.info.get(_NO_PARALLEL):  # info lives with the pooled connection: set once per session
                 conn.exec_driver_sql("SET " + _NO_PARALLEL)
+                # Statements repeated on the session (psycopg prepares them after five runs) keep one
+                # generic plan: planning a check's feature query, mostly PostGIS estimating each && on
+                # each partition, took 0.6 ms of its 1 ms. These are index lookups in small boxes,
+                # where the generic plan is the custom one.
+                conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
                 conn.commit()
                 conn.info[_NO_PARALLEL] = True
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            self._held.conn = conn
+            self._held.conn, self._held.newest_run = conn, None
             try:
                 yield
             finally:
-                self._held.conn = None
+                self._held.conn = self._held.newest_run = None
 
     @contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
@@ -311,7 +319,11 @@ class PostgisStore(PlanStore):
     def _version_rows(self, known: tuple | None) -> tuple[tuple, list[dict[str, Any]] | None]:
         with self._connect() as conn:
             self._require_init(conn)
-            stamp = tuple(conn.exec_driver_sql(VERSION_STAMP_SQL).one())
+            # the newest detection run comes along: a site check asks for both, and a round trip costs more
+            *stamp, newest_run = conn.exec_driver_sql(_STAMP_AND_RUN_SQL).one()
+            stamp = tuple(stamp)
+            if getattr(self._held, "conn", None) is not None:
+                self._held.newest_run = (newest_run,)
             if stamp == known:
                 return stamp, None
             rows = conn.exec_driver_sql("SELECT * FROM mp_plan_versions ORDER BY layer, version")
@@ -385,12 +397,13 @@ class PostgisStore(PlanStore):
     @contextmanager
     def _ledger(self, patches: gpd.GeoDataFrame | None = None) -> Iterator[LedgerTransaction]:
         try:
+            self._held.newest_run = None  # a ledger transaction may add a run
             with self._transaction() as conn:
                 self._require_init(conn)
                 yield _PostgisLedger(conn)
         except (OperationalError, DBAPIError) as exc:
-                raise StorageError("store_write_failed", store=self._safe_url(),
-                                   detail=str(exc.orig or exc).splitlines()[0]) from exc
+            raise StorageError("store_write_failed", store=self._safe_url(),
+                               detail=str(exc.orig or exc).splitlines()[0]) from exc
 
     @contextmanager
     def _records(self, write: bool = True) -> Iterator[RecordTransaction]:
@@ -400,8 +413,8 @@ class PostgisStore(PlanStore):
                 self._require_init(conn)
                 yield _PostgisRecords(conn)
         except (OperationalError, DBAPIError) as exc:
-                raise StorageError("store_write_failed", store=self._safe_url(),
-                                   detail=str(exc.orig or exc).splitlines()[0]) from exc
+            raise StorageError("store_write_failed", store=self._safe_url(),
+                               detail=str(exc.orig or exc).splitlines()[0]) from exc
 
     def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         with self._connect() as conn:
@@ -409,7 +422,8 @@ class PostgisStore(PlanStore):
             return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
 
     def latest_run_id(self) -> int | None:
-        found = self._rows("SELECT MAX(id) AS id FROM mp_detection_runs")[0]["id"]
+        seen = getattr(self._held, "newest_run", None)  # read with the versions, in this block
+        found = seen[0] if seen is not None else self._rows("SELECT MAX(id) AS id FROM mp_detection_runs")[0]["id"]
         return None if found is None else int(found)
 
     def detection_runs(self) -> list[dict[str, Any]]:
