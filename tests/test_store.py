@@ -253,6 +253,7 @@ def test_postgis_calls_in_one_block_use_one_session_without_parallel_workers(pg_
     with open_store(pg_schema_url) as store:
         store.init()
         with store.one_connection():
+            assert store.engine.pool.checkedout() == 0  # nothing asked yet: nothing taken (a cached tile)
             rows = []
             for _ in range(3):
                 rows += store._rows("SELECT pg_backend_pid() AS pid, "

@@ -233,33 +233,49 @@ class PostgisStore(PlanStore):
         """Store calls in this block, on this thread, share one connection in autocommit mode: a web request
         then costs one pool checkout and ping rather than one per call, and each read one round trip
         rather than three (BEGIN, the query, ROLLBACK). Writes still run in transactions (``_transaction``).
-        The connection's session also runs without parallel workers, as ``_one_request`` asks, and with
-        generic plans for prepared statements. In the block, ``latest_run_id`` answers with the newest run
-        read along with the version list, if that came first (as in a site check)."""
-        if getattr(self._held, "conn", None) is not None:
+        The connection is checked out at the first call, so a block that makes none (a cached tile) costs
+        nothing. Its session runs without parallel workers, as ``_one_request`` asks, and with generic plans
+        for prepared statements. In the block, ``latest_run_id`` answers with the newest run read along with
+        the version list, if that came first (as in a site check)."""
+        if getattr(self._held, "open", False):
             yield
             return
-        with self._checkout() as conn:
-            if not conn.info.get(_NO_PARALLEL):  # info lives with the pooled connection: set once per session
-                conn.exec_driver_sql("SET " + _NO_PARALLEL)
-                # Statements repeated on the session (psycopg prepares them after five runs) keep one
-                # generic plan: planning a check's feature query, mostly PostGIS estimating each && on
-                # each partition, took 0.6 ms of its 1 ms. These are index lookups in small boxes,
-                # where the generic plan is the custom one.
-                conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-                conn.commit()
-                conn.info[_NO_PARALLEL] = True
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            self._held.conn, self._held.newest_run = conn, None
+        self._held.open, self._held.conn, self._held.newest_run = True, None, None
+        try:
+            yield
+        finally:
+            conn = self._held.conn
+            self._held.open, self._held.conn, self._held.newest_run = False, None, None
+            if conn is not None:
+                conn.close()
+
+    def _hold(self) -> sa.Connection | None:
+        """The block's connection (see ``one_connection``), checked out at its first use; None outside one."""
+        if not getattr(self._held, "open", False):
+            return None
+        if self._held.conn is None:
+            conn = self._checkout()
             try:
-                yield
-            finally:
-                self._held.conn = self._held.newest_run = None
+                if not conn.info.get(_NO_PARALLEL):  # info lives with the pooled connection: once per session
+                    conn.exec_driver_sql("SET " + _NO_PARALLEL)
+                    # Statements repeated on the session (psycopg prepares them after five runs) keep one
+                    # generic plan: planning a check's feature query, mostly PostGIS estimating each && on
+                    # each partition, took 0.6 ms of its 1 ms. These are index lookups in small boxes,
+                    # where the generic plan is the custom one.
+                    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+                    conn.commit()
+                    conn.info[_NO_PARALLEL] = True
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            except BaseException:
+                conn.close()
+                raise
+            self._held.conn = conn
+        return self._held.conn
 
     @contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
         """A connection for reads: the held one (see ``one_connection``) or one from the pool."""
-        held = getattr(self._held, "conn", None)
+        held = self._hold()
         if held is None:
             with self._checkout() as conn:
                 yield conn
@@ -273,7 +289,7 @@ class PostgisStore(PlanStore):
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
         """A connection inside a transaction, committed when the block ends without an error."""
-        held = getattr(self._held, "conn", None)
+        held = self._hold()
         if held is None:
             with self._checkout() as conn, conn.begin():
                 yield conn
@@ -322,7 +338,7 @@ class PostgisStore(PlanStore):
             # the newest detection run comes along: a site check asks for both, and a round trip costs more
             *stamp, newest_run = conn.exec_driver_sql(_STAMP_AND_RUN_SQL).one()
             stamp = tuple(stamp)
-            if getattr(self._held, "conn", None) is not None:
+            if getattr(self._held, "open", False):
                 self._held.newest_run = (newest_run,)
             if stamp == known:
                 return stamp, None
