@@ -26,6 +26,14 @@ from multiplan.store.base import PlanStore
 
 def rule_set_hash(rules: dict[str, RuleSpec]) -> str:
     """sha256 over the rule files, in id order: which rules a run applied."""
+    # load_rules hands out the same RuleSpec objects until a file changes, so the objects themselves
+    # (by identity: equal specs may come from different bytes) key the last hash: no stat of every file on
+    # every site check
+    global _LAST_HASH
+    objects = tuple(rules[rid] for rid in sorted(rules))
+    last = _LAST_HASH
+    if last is not None and len(last[0]) == len(objects) and all(a is b for a, b in zip(last[0], objects, strict=True)):
+        return last[1]
     key = tuple((rid, rules[rid].source, *_stat(rules[rid].source)) for rid in sorted(rules))
     if key not in _HASHES:
         h = hashlib.sha256()
@@ -33,10 +41,12 @@ def rule_set_hash(rules: dict[str, RuleSpec]) -> str:
             h.update(Path(rules[rule_id].source).read_bytes())
         _HASHES.clear()
         _HASHES[key] = h.hexdigest()
+    _LAST_HASH = (objects, _HASHES[key])
     return _HASHES[key]
 
 
 _HASHES: dict[tuple, str] = {}
+_LAST_HASH: tuple[tuple, str] | None = None
 
 
 def _stat(path: str) -> tuple[int, int]:

@@ -89,3 +89,22 @@ def test_a_bad_priority_file_is_refused(rules_copy):
     path.write_text(path.read_text("utf-8").replace("layer: farmland", "layer: farmlands"), "utf-8")
     with pytest.raises(SpecError, match="_priority.yaml"):
         load_priority(rules_copy)
+
+
+def test_the_rule_set_hash_follows_the_rule_files(rules_copy, monkeypatch):
+    import hashlib
+
+    from multiplan import specs
+
+    monkeypatch.setattr(specs, "STAMP_INTERVAL_S", 0.0)  # files are looked at again on every load
+
+    from multiplan.detection import rule_set_hash
+
+    first = load_rules(rules_copy)
+    before = rule_set_hash(first)
+    expected = hashlib.sha256(b"".join((rules_copy / f"{rid}.yaml").read_bytes() for rid in sorted(first)))
+    assert before == expected.hexdigest()
+    path = rules_copy / "farmland.yaml"
+    path.write_text(path.read_text("utf-8") + "\n# 修订\n", "utf-8")
+    changed = load_rules(rules_copy)
+    assert rule_set_hash(changed) != before
