@@ -153,7 +153,6 @@ def _site(geometry: shapely.Geometry) -> _Site:
                  to_metric, to_lonlat)
 
 
-
 def _robust(op: Callable, a: Any, b: Any) -> Any:
     """``op`` at full precision, else on the 1 mm grid, else None (the caller reports "unknown")."""
     try:
@@ -523,7 +522,6 @@ def _read_window(path: str | Path, site: _Site) -> tuple[Raster | None, shapely.
         return Raster(band, src.transform @ src.transform.translation(c0, r0), crs), in_raster
     except (rasterio.errors.RasterioError, OSError) as exc:
         raise InputError("read_failed", file=Path(path).name, detail=str(exc)) from exc
-
 
 
 def _transformed(geometry: shapely.Geometry, t: pyproj.Transformer) -> shapely.Geometry:

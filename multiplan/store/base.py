@@ -39,7 +39,8 @@ GEOMETRY_TYPES = {"polygon": "MultiPolygon", "line": "MultiLineString", "point":
 
 VERSION_STATUS_COMMITTED = "committed"
 #: What tells whether a version list is current: versions are only ever added.
-VERSION_STAMP_SQL = "SELECT COUNT(*), MAX(loaded_at) FROM mp_plan_versions"
+VERSION_STAMP_COLUMNS = "COUNT(*), MAX(loaded_at)"
+VERSION_STAMP_SQL = f"SELECT {VERSION_STAMP_COLUMNS} FROM mp_plan_versions"
 
 
 def feature_table(layer_id: str) -> str:

@@ -36,6 +36,7 @@ from multiplan.store.base import (
     RECORD_KEYS,
     RECORD_MIGRATIONS,
     RECORD_TABLES,
+    VERSION_STAMP_COLUMNS,
     AuditEntry,
     FeatureArrays,
     LedgerTransaction,
@@ -197,8 +198,9 @@ _NEAR_COLUMNS = ",".join(FeatureArrays.COLUMNS)
 
 
 _NO_PARALLEL = "max_parallel_workers_per_gather = 0"
-# base.VERSION_STAMP_SQL's two columns, then the newest detection run
-_STAMP_AND_RUN_SQL = "SELECT COUNT(*), MAX(loaded_at), (SELECT MAX(id) FROM mp_detection_runs) FROM mp_plan_versions"
+# the version stamp, then the newest detection run
+_STAMP_AND_RUN_SQL = (f"SELECT {VERSION_STAMP_COLUMNS}, (SELECT MAX(id) FROM mp_detection_runs) "
+                      "FROM mp_plan_versions")
 
 
 def _one_request(conn: sa.Connection) -> None:
