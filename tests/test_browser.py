@@ -111,7 +111,9 @@ def test_the_map_loads_its_tiles_and_opens_popups(page):
     popup = page.inner_text(".feature-popup")
     assert "2024-469099-59-01-000156" in popup and "岭北镇农产品冷链物流中心项目" in popup
     page.click(".leaflet-popup-close-button")
-    # a click on the map opens what is there (the site, its conflict patch, the plan under it)
+    # a click on the map opens what is there (the site, its conflict patch, the plan under it): once the
+    # tiles of the new view have arrived, as a click only finds features already drawn
+    page.wait_for_load_state("networkidle")
     page.evaluate("document.body.dataset.popupLoaded = ''")
     box = page.locator("#onemap").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + 60)
