@@ -30,8 +30,8 @@ from multiplan.crs import (
 from multiplan.io import Raster
 from multiplan.overlay import (
     differences_from_union,
-    intersect_pairs,
     intersecting_pairs,
+    measured_intersections,
     polygonal_parts,
     robust,
     union_area,
@@ -182,13 +182,15 @@ def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[s
     b = _side(frames, rule.b.layers, rule.b.where)
     if rule.kind == "overlap":
         left, right = intersecting_pairs(a.geometry.values, b.geometry.values)
-        pieces, failed = intersect_pairs(a.geometry.values[left], b.geometry.values[right])
+        pieces, failed, areas = measured_intersections(a.geometry.values[left], b.geometry.values[right],
+                                                       ellipsoidal_area)
     else:  # containment: the part of each A feature outside everything B
         left = np.arange(len(a))
         right = np.full(len(a), -1)
         pieces, failed = differences_from_union(a.geometry.values, b.geometry.values)
-    pieces = polygonal_parts(pieces)
-    areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
+        pieces = polygonal_parts(pieces)
+        areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces],
+                                          dtype=object))
     min_area = rule.tolerance.get("min_area_m2", 0.0)
     keep = ~failed & (areas >= min_area) & (areas > 0)
     if rule.kind == "containment" and "area_ratio" in rule.tolerance:
@@ -213,9 +215,8 @@ def _detect_corridor(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versio
     a = lines.copy()
     a["geometry"] = corridors(lines) if len(lines) else []
     left, right = intersecting_pairs(a.geometry.values, b.geometry.values)
-    pieces, failed = intersect_pairs(a.geometry.values[left], b.geometry.values[right])
-    pieces = polygonal_parts(pieces)
-    areas = ellipsoidal_area(np.array([p if p is not None else shapely.MultiPolygon() for p in pieces], dtype=object))
+    pieces, failed, areas = measured_intersections(a.geometry.values[left], b.geometry.values[right],
+                                                   ellipsoidal_area)
     keep = ~failed & (areas >= rule.tolerance.get("min_area_m2", 0.0)) & (areas > 0)
     small = ~failed & ~keep & (areas > 0)
     patches = _patches(rule, a, b, left, right, pieces, areas, keep, versions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ import shapely
 
 from multiplan import config
 from multiplan.errors import CRSError
+from multiplan.overlay import threads
 
 STORAGE_EPSG = 4490
 STORAGE_CRS = pyproj.CRS.from_epsg(STORAGE_EPSG)
@@ -210,7 +212,10 @@ def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
         geoms[i] = shapely.multipolygons(shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))]))
     # in chunks: the ring table of a province's millions of faces would take gigabytes at once
     chunks = [geoms[i:i + AREA_CHUNK] for i in range(0, len(geoms), AREA_CHUNK)] or [geoms]
-    return np.concatenate([ring_table(chunk).areas() for chunk in chunks])
+    if len(chunks) == 1:
+        return ring_table(chunks[0]).areas()
+    with ThreadPoolExecutor(threads()) as pool:  # numpy and shapely release the GIL on arrays this long
+        return np.concatenate(list(pool.map(lambda chunk: ring_table(chunk).areas(), chunks)))
 
 
 def geodesic_length(geoms: np.ndarray) -> np.ndarray:

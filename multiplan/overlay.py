@@ -30,6 +30,9 @@ CLIP_MIN_VERTICES = 256
 CLIP_RATIO = 4
 # Below this many pairs the thread pool costs more than it saves.
 THREADED_MIN_PAIRS = 2_000
+# From this many pairs on, convex cells against big polygons go to the compiled kernel (multiplan.convexclip):
+# loading it costs some 0.2 s, which site checks and small overlays never repay.
+KERNEL_MIN_PAIRS = 2_000
 # Features per tile, about, when a whole layer is overlaid at once: bounds the cost and memory of noding.
 TILE_FEATURES = 20_000
 
@@ -64,7 +67,10 @@ def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
     dropped; empty when nothing is left); None stays None. Vectorised: results come by the hundred thousand."""
     geoms = np.asarray(geoms, dtype=object)
     out = np.full(len(geoms), None, dtype=object)
-    present = np.flatnonzero([g is not None for g in geoms])
+    types = shapely.get_type_id(geoms)  # -1 for None
+    done = types == 6  # multipolygons are what they should be: taking them apart and back copies every vertex
+    out[done] = geoms[done]
+    present = np.flatnonzero((types >= 0) & ~done)
     if not len(present):
         return out
     # two levels of parts: a collection may hold multipolygons
@@ -122,21 +128,55 @@ def intersecting_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
     if not len(a) or not len(b):
         return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     if len(a) >= len(b):
-        right, left = shapely.STRtree(a).query(b, predicate="intersects")
+        right, left = _query(shapely.STRtree(a), b)
     else:
-        left, right = shapely.STRtree(b).query(a, predicate="intersects")
+        left, right = _query(shapely.STRtree(b), a)
     order = np.lexsort((right, left))
     return left[order], right[order]
+
+
+def _query(tree: shapely.STRtree, geoms: np.ndarray) -> np.ndarray:
+    """``tree.query(geoms, predicate="intersects")``, in interleaved chunks on the thread pool when there are
+    many: the predicate tests (each query geometry prepared on the fly) release the GIL."""
+    workers = threads()
+    if workers == 1 or len(geoms) < 4 * workers or len(geoms) + len(tree) < THREADED_MIN_PAIRS:
+        return tree.query(geoms, predicate="intersects")
+    chunks = [np.arange(i, len(geoms), workers * 4) for i in range(workers * 4)]
+    with ThreadPoolExecutor(workers) as pool:
+        found = list(pool.map(lambda chunk: tree.query(geoms[chunk], predicate="intersects"), chunks))
+    return np.concatenate([np.vstack([chunk[pairs[0]], pairs[1]]) for chunk, pairs in zip(chunks, found, strict=True)],
+                          axis=1)
 
 
 def intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``a[k] ∩ b[k]`` for every k, exactly as ``shapely.intersection`` gives it (same area to
     rounding), plus which pairs GEOS could not compute. Polygons only on the side that gets clipped."""
+    pieces, failed, _ = _intersect_pairs(a, b)
+    return pieces, failed
+
+
+def measured_intersections(a: np.ndarray, b: np.ndarray, measure: Callable[[np.ndarray], np.ndarray]
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`intersect_pairs` as multipolygons of their polygonal parts (None where GEOS failed), with
+    their areas: ``measure`` of the pieces, except those the compiled kernel measured as it built them."""
+    pieces, failed, areas = _intersect_pairs(a, b)
+    pieces = polygonal_parts(pieces)
+    todo = np.flatnonzero(np.isnan(areas))
+    if len(todo):
+        geoms = pieces[todo].copy()
+        geoms[[g is None for g in geoms]] = shapely.MultiPolygon()
+        areas[todo] = measure(geoms)
+    return pieces, failed, areas
+
+
+def _intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces, failures and the areas the kernel measured (NaN elsewhere)."""
     a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
     n = len(a)
     out = np.empty(n, dtype=object)
+    measured = np.full(n, np.nan)
     if not n:
-        return out, np.zeros(0, dtype=bool)
+        return out, np.zeros(0, dtype=bool), measured
     na, nb = shapely.get_num_coordinates(a), shapely.get_num_coordinates(b)
     b_hosts = nb >= na  # the host is the side with more vertices: the one worth preparing and clipping
     host = np.where(b_hosts, b, a)
@@ -145,12 +185,29 @@ def intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     types = shapely.get_type_id(host)
     polygonal = (types == 3) | (types == 6)  # not np.isin: it costs 30 µs a call, and site checks make thousands
     heavy = polygonal & (n_host >= CLIP_MIN_VERTICES)
+    decided = np.zeros(n, dtype=bool)
+    if n >= KERNEL_MIN_PAIRS:  # convex cells against polygons: the compiled kernel; GEOS for what it hands back
+        from multiplan import (
+            convexclip,  # numba: imported (and its kernel loaded) only for big overlays
+        )
+
+        cand = np.flatnonzero(polygonal)
+        cand = cand[convexclip.suitable_guests(guest[cand])]
+        if len(cand):
+            workers = threads()
+            with ThreadPoolExecutor(workers) as pool:
+                pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=workers * 4,
+                                                              pool=pool)
+            out[cand[handled]] = pieces[handled]
+            measured[cand] = areas
+            decided[cand[handled]] = True
+    heavy &= ~decided
     shapely.prepare(host[heavy])
     inside = np.zeros(n, dtype=bool)
     inside[heavy] = shapely.contains_properly(host[heavy], guest[heavy])
     out[inside] = guest[inside]
     clip = heavy & ~inside & (n_host >= CLIP_RATIO * n_guest) & (n_guest > 0)  # an empty guest has no bounds
-    rest = np.flatnonzero(~inside)
+    rest = np.flatnonzero(~inside & ~decided)
 
     def work(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = rest[chunk]
@@ -168,7 +225,7 @@ def intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     out[rest] = pieces
     failed = np.zeros(n, dtype=bool)
     failed[rest] = failed_rest
-    return out, failed
+    return out, failed, measured
 
 
 def differences_from_union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,13 +48,40 @@ def test_pairs_are_every_intersecting_pair_in_order(big_and_cells):
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])
-def test_intersections_equal_plain_geos_with_every_shortcut_taken(big_and_cells, monkeypatch, threads):
+def test_pairs_found_on_the_thread_pool_are_the_same(big_and_cells, monkeypatch, threads):
+    monkeypatch.setenv("MULTIPLAN_THREADS", threads)
+    cells, _ = big_and_cells
+    other = _cells(109.95, 19.45, 110.06, 19.56, 1_000, 4)
+    left, right = overlay.intersecting_pairs(cells, other)
+    expected = np.argwhere(shapely.intersects(cells[:, None], other[None, :]))
+    assert len(expected) > 3_000
+    assert np.array_equal(np.column_stack([left, right]), expected)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("kernel", [False, True], ids=["geos", "kernel"])
+def test_intersections_equal_plain_geos_with_every_shortcut_taken(big_and_cells, monkeypatch, threads, kernel):
+    from multiplan import convexclip
+
     monkeypatch.setenv("MULTIPLAN_THREADS", threads)
     monkeypatch.setattr(overlay, "THREADED_MIN_PAIRS", 10)
+    monkeypatch.setattr(overlay, "KERNEL_MIN_PAIRS", 10 if kernel else 10**9)
+    decided = []
+    real = convexclip.intersect
+
+    def counting(*args, **kwargs):
+        pieces, handled, areas = real(*args, **kwargs)
+        decided.append(int(handled.sum()))
+        return pieces, handled, areas
+
+    monkeypatch.setattr(convexclip, "intersect", counting)
     cells, big = big_and_cells
     left, right = overlay.intersecting_pairs(cells, big)
     a, b = cells[left], big[right]
     got, failed = overlay.intersect_pairs(a, b)
+    # the kernel decides nearly every cell-against-red-line pair; GEOS does the others
+    heavy = (shapely.get_num_coordinates(b) >= overlay.CLIP_MIN_VERTICES).sum()
+    assert (sum(decided) > 0.95 * heavy) if kernel else not decided
     want = shapely.intersection(a, b)
     assert not failed.any()
     assert np.allclose(shapely.area(got), shapely.area(want), rtol=1e-9, atol=1e-18)

@@ -1,0 +1,103 @@
+"""The compiled convex-window kernel: GEOS's answer or no answer, never a different one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from multiplan import convexclip
+
+
+def _convex(rng: np.random.Generator, cx: float, cy: float, radius: float) -> shapely.Polygon:
+    """A random convex polygon, some edges densified with collinear vertices as Voronoi cells come."""
+    angles = np.sort(rng.uniform(0, 2 * np.pi, rng.integers(3, 10)))
+    corners = np.column_stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)])
+    hull = shapely.convex_hull(shapely.multipoints(corners))
+    if rng.random() < 0.5:
+        hull = shapely.segmentize(hull, radius * 0.7)
+    return hull
+
+
+def _hosts() -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    r = 4 * (1 + 0.4 * np.sin(7 * t) + 0.1 * np.sin(31 * t))
+    star = shapely.Polygon(np.column_stack([5 + r * np.cos(t), 5 + r * np.sin(t)]))
+    square_with_hole = shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(4, 4), (6, 4), (6, 6), (4, 6)]])
+    # an island inside a hole, and a second part
+    nested = shapely.MultiPolygon([square_with_hole, shapely.box(4.5, 4.5, 5.5, 5.5), shapely.box(11, 0, 12, 10)])
+    clockwise = shapely.Polygon(star.exterior.coords[::-1])
+    return np.array([star, square_with_hole, nested, clockwise], dtype=object)
+
+
+def test_random_windows_agree_with_geos():
+    rng = np.random.default_rng(7)
+    hosts = _hosts()
+    guests, pair_hosts = [], []
+    for _ in range(4000):
+        radius = rng.choice([0.05, 0.5, 2.0, 8.0])
+        guests.append(_convex(rng, *rng.uniform(-1, 13, 2), radius))
+        pair_hosts.append(hosts[rng.integers(len(hosts))])
+    guests, pair_hosts = np.array(guests, dtype=object), np.array(pair_hosts, dtype=object)
+    assert convexclip.suitable_guests(guests).all()
+    got, handled, _ = convexclip.intersect(guests, pair_hosts)
+    assert handled.mean() > 0.99
+    want = shapely.intersection(guests[handled], pair_hosts[handled])
+    got = got[handled]
+    assert shapely.is_valid(got).all()
+    assert np.allclose(shapely.area(got), shapely.area(want), rtol=1e-9, atol=1e-15)
+    assert shapely.area(shapely.symmetric_difference(got, want)).max() < 1e-12
+    # every kind of outcome was met: new pieces, guests wholly inside, nothing in common
+    inside = np.array([g is h for g, h in zip(got, guests[handled], strict=True)])
+    empty = shapely.is_empty(got)
+    assert inside.sum() > 100 and empty.sum() > 100 and (~inside & ~empty).sum() > 1000
+
+
+def test_a_window_inside_the_host_keeps_the_host_holes_and_islands_inside_it():
+    host = _hosts()[2]
+    window = shapely.Polygon([(3, 3), (7, 3), (7, 7), (3, 7)])
+    got, handled, _ = convexclip.intersect(np.array([window], dtype=object), np.array([host], dtype=object))
+    assert handled.all()
+    assert shapely.equals(got[0], shapely.intersection(window, host))
+    assert got[0].area == pytest.approx(16 - 4 + 1)
+    assert len(got[0].geoms) == 2  # the window with its hole, and the island
+
+
+@pytest.mark.parametrize("window", [
+    shapely.Polygon([(0, 2), (3, 2), (3, 5), (0, 5)]),          # an edge along the host's boundary
+    shapely.Polygon([(10, 5), (12, 3), (12, 7)]),               # a corner on the host's boundary
+    shapely.Polygon([(4, 3), (5, 3), (5, 5), (4, 5)]),          # the host hole's corner on the window's edge
+], ids=["shared-edge", "corner-on-boundary", "vertex-on-edge"])
+def test_touching_cases_are_handed_back_to_geos(window):
+    host = _hosts()[1]
+    got, handled, _ = convexclip.intersect(np.array([window], dtype=object), np.array([host], dtype=object))
+    assert not handled[0] and got[0] is None
+
+
+def test_non_convex_and_holed_guests_are_not_taken():
+    l_shape = shapely.Polygon([(0, 0), (2, 0), (2, 1), (1, 1), (1, 2), (0, 2)])
+    holed = shapely.Polygon([(0, 0), (3, 0), (3, 3), (0, 3)], [[(1, 1), (2, 1), (2, 2), (1, 2)]])
+    multi = shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])
+    guests = np.array([l_shape, holed, multi, shapely.box(0, 0, 1, 1)], dtype=object)
+    assert convexclip.suitable_guests(guests).tolist() == [False, False, False, True]
+    got, handled, _ = convexclip.intersect(guests[:1], np.array([_hosts()[0]], dtype=object))
+    assert not handled[0]  # the kernel itself refuses a concave window too
+
+
+def test_the_kernel_measures_its_pieces_as_ellipsoidal_area_does():
+    from multiplan.crs import ellipsoidal_area
+
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 2 * np.pi, 3000, endpoint=False)
+    r = 0.05 * (1 + 0.3 * np.sin(9 * t) + 0.05 * np.sin(57 * t))
+    red_line = shapely.Polygon(np.column_stack([110.3 + r * np.cos(t), 19.6 + r * np.sin(t)]),
+                               [shapely.Point(110.3, 19.6).buffer(0.01).exterior.coords[::-1]])
+    cells = np.array([_convex(rng, 110.3 + dx, 19.6 + dy, 0.01) for dx, dy in rng.uniform(-0.07, 0.07, (500, 2))],
+                     dtype=object)
+    got, handled, areas = convexclip.intersect(cells, np.full(len(cells), red_line, dtype=object))
+    built = handled & ~np.isnan(areas)
+    assert built.sum() > 100
+    assert np.allclose(areas[built], ellipsoidal_area(got[built]), rtol=1e-12, atol=1e-6)
+    # cells wholly inside come back as themselves, unmeasured
+    inside = handled & np.array([g is c for g, c in zip(got, cells, strict=True)])
+    assert inside.sum() > 10 and np.isnan(areas[inside]).all()
