@@ -227,6 +227,8 @@ GOALS = {
     "simple": [("geopandas.overlay", 2.5), ("PostGIS parallel", 1.4), ("SedonaDB", 1.0), ("naive GEOS, 2 threads", 1 / 1.1)],
     "province": [("geopandas.overlay", 10.0), ("fastest peer", 2.0)],
 }
+# the province set's moonshot: further than the floor, and against the two-thread naive bound too
+MOONSHOT = [("geopandas.overlay", 20.0), ("fastest peer", 4.0), ("naive GEOS, 2 threads", 6.0)]
 
 
 def _pairs(path: Path) -> dict[tuple[int, int], float]:
@@ -282,13 +284,22 @@ def run_set(which: str, scale: float, url: str, work: Path, skip: set[str]) -> N
     timed = {run.name: s for run, s, _ in results if run.ok}
     fastest = min((s for n, s in timed.items() if n != "multiplan" and not n.startswith("naive")),
                   default=float("nan"))
-    print(f"\ngoals ({which} set, scale {scale}):")
-    for peer, factor in GOALS[which]:
-        other = fastest if peer == "fastest peer" else timed.get(peer, float("nan"))
-        speedup = other / base_s
-        verdict = "met" if speedup >= factor else "NOT met"
-        want = f">= {factor:g}x faster" if factor >= 1 else f"within {1 / factor:.1f}x"
-        print(f"  vs {peer:<24} {want:<18} got {speedup:.2f}x  {verdict}")
+    for title, goals in ((f"goals ({which} set, scale {scale})", GOALS[which]),
+                         ("moonshot", MOONSHOT if which == "province" else [])):
+        if goals:
+            print(f"\n{title}:")
+        for peer, factor in goals:
+            other = fastest if peer == "fastest peer" else timed.get(peer, float("nan"))
+            speedup = other / base_s
+            verdict = "met" if speedup >= factor else "NOT met"
+            want = f">= {factor:g}x faster" if factor >= 1 else f"within {1 / factor:.1f}x"
+            print(f"  vs {peer:<24} {want:<18} got {speedup:.2f}x  {verdict}")
+        if goals is GOALS[which]:
+            _memory_goal(which, base_run, results)
+
+
+def _memory_goal(which: str, base_run, results: list) -> None:
+    """Peak memory against the set's goal: under 4 GB (province), no more than geopandas.overlay's (simple)."""
     if which == "province":
         print(f"  peak memory < 4 GB          got {base_run.peak_mb:,.0f} MB  "
               f"{'met' if base_run.peak_mb < 4096 else 'NOT met'}")
