@@ -181,9 +181,9 @@ def detect(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions: dict[s
     a = _side(frames, rule.a.layers, rule.a.where)
     b = _side(frames, rule.b.layers, rule.b.where)
     if rule.kind == "overlap":
-        left, right = intersecting_pairs(a.geometry.values, b.geometry.values)
+        left, right = intersecting_pairs(a.geometry.values, b.geometry.values, exact=False)
         pieces, failed, areas = measured_intersections(a.geometry.values[left], b.geometry.values[right],
-                                                       ellipsoidal_area)
+                                                       ellipsoidal_area, candidates=True)
     else:  # containment: the part of each A feature outside everything B
         left = np.arange(len(a))
         right = np.full(len(a), -1)
@@ -214,9 +214,9 @@ def _detect_corridor(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versio
     b = _side(frames, rule.b.layers, rule.b.where)
     a = lines.copy()
     a["geometry"] = corridors(lines) if len(lines) else []
-    left, right = intersecting_pairs(a.geometry.values, b.geometry.values)
+    left, right = intersecting_pairs(a.geometry.values, b.geometry.values, exact=False)
     pieces, failed, areas = measured_intersections(a.geometry.values[left], b.geometry.values[right],
-                                                   ellipsoidal_area)
+                                                   ellipsoidal_area, candidates=True)
     keep = ~failed & (areas >= rule.tolerance.get("min_area_m2", 0.0)) & (areas > 0)
     small = ~failed & ~keep & (areas > 0)
     patches = _patches(rule, a, b, left, right, pieces, areas, keep, versions)

@@ -122,22 +122,27 @@ def _clip_around(big: np.ndarray, small: np.ndarray) -> np.ndarray:
     return clip_to_rects(big, lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])
 
 
-def intersecting_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def intersecting_pairs(a: np.ndarray, b: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i, j) with ``a[i]`` intersecting ``b[j]``, ordered by i then j. The tree holds the
-    side with more features; the other side's features are prepared once and tested against it."""
+    side with more features; the other side's features are prepared once and tested against it.
+    ``exact=False`` gives the pairs whose bounding boxes meet: candidates for
+    :func:`measured_intersections` with ``candidates=True``, which decides them more cheaply."""
     if not len(a) or not len(b):
         return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     if len(a) >= len(b):
-        right, left = _query(shapely.STRtree(a), b)
+        right, left = _query(shapely.STRtree(a), b, exact)
     else:
-        left, right = _query(shapely.STRtree(b), a)
+        left, right = _query(shapely.STRtree(b), a, exact)
     order = np.lexsort((right, left))
     return left[order], right[order]
 
 
-def _query(tree: shapely.STRtree, geoms: np.ndarray) -> np.ndarray:
+def _query(tree: shapely.STRtree, geoms: np.ndarray, exact: bool) -> np.ndarray:
     """``tree.query(geoms, predicate="intersects")``, in interleaved chunks on the thread pool when there are
-    many: the predicate tests (each query geometry prepared on the fly) release the GIL."""
+    many: the predicate tests (each query geometry prepared on the fly) release the GIL. Without ``exact``,
+    the boxes only."""
+    if not exact:
+        return tree.query(geoms)
     workers = threads()
     if workers == 1 or len(geoms) < 4 * workers or len(geoms) + len(tree) < THREADED_MIN_PAIRS:
         return tree.query(geoms, predicate="intersects")
@@ -155,11 +160,13 @@ def intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return pieces, failed
 
 
-def measured_intersections(a: np.ndarray, b: np.ndarray, measure: Callable[[np.ndarray], np.ndarray]
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def measured_intersections(a: np.ndarray, b: np.ndarray, measure: Callable[[np.ndarray], np.ndarray],
+                           candidates: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`intersect_pairs` as multipolygons of their polygonal parts (None where GEOS failed), with
-    their areas: ``measure`` of the pieces, except those the compiled kernel measured as it built them."""
-    pieces, failed, areas = _intersect_pairs(a, b)
+    their areas: ``measure`` of the pieces, except those the compiled kernel measured as it built them.
+    With ``candidates`` the pairs need not intersect (``intersecting_pairs(exact=False)``): the kernel
+    finds the disjoint ones as it clips, and the others are tested before GEOS sees them."""
+    pieces, failed, areas = _intersect_pairs(a, b, candidates)
     pieces = polygonal_parts(pieces)
     todo = np.flatnonzero(np.isnan(areas))
     if len(todo):
@@ -169,8 +176,9 @@ def measured_intersections(a: np.ndarray, b: np.ndarray, measure: Callable[[np.n
     return pieces, failed, areas
 
 
-def _intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pieces, failures and the areas the kernel measured (NaN elsewhere)."""
+def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces, failures and the areas the kernel measured (NaN elsewhere); see measured_intersections."""
     a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
     n = len(a)
     out = np.empty(n, dtype=object)
@@ -201,6 +209,13 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarr
             out[cand[handled]] = pieces[handled]
             measured[cand] = areas
             decided[cand[handled]] = True
+    if candidates:  # the pairs left for GEOS: the disjoint ones have nothing in common
+        undecided = np.flatnonzero(~decided)
+        shapely.prepare(host[undecided])
+        disjoint = undecided[~shapely.intersects(host[undecided], guest[undecided])]
+        out[disjoint] = shapely.MultiPolygon()
+        measured[disjoint] = 0.0
+        decided[disjoint] = True
     heavy &= ~decided
     shapely.prepare(host[heavy])
     inside = np.zeros(n, dtype=bool)

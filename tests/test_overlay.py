@@ -163,3 +163,21 @@ def test_clipping_to_many_rectangles_at_once_equals_shapely_one_by_one(big_and_c
     assert clipped[-2] is None and clipped[-1].is_empty
     assert all(shapely.equals_exact(c, e, 0) for c, e in zip(clipped[:-2], expected[:-2], strict=True))
     assert sum(not c.is_empty for c in clipped[:-2]) > 10
+
+
+@pytest.mark.parametrize("kernel", [False, True], ids=["geos", "kernel"])
+def test_box_candidates_give_the_exact_pairs_pieces_and_nothing_for_the_others(big_and_cells, monkeypatch, kernel):
+    from multiplan.crs import ellipsoidal_area
+
+    monkeypatch.setattr(overlay, "KERNEL_MIN_PAIRS", 10 if kernel else 10**9)
+    cells, big = big_and_cells
+    left, right = overlay.intersecting_pairs(cells, big)
+    cl, cr = overlay.intersecting_pairs(cells, big, exact=False)
+    assert len(cl) > len(left) + 100  # boxes meet far more often than the polygons do
+    pieces, failed, areas = overlay.measured_intersections(cells[cl], big[cr], ellipsoidal_area, candidates=True)
+    assert not failed.any()
+    exact = dict(zip(zip(left.tolist(), right.tolist()), ellipsoidal_area(shapely.intersection(cells[left],
+                                                                                                big[right]))))
+    for i, j, area, piece in zip(cl.tolist(), cr.tolist(), areas, pieces, strict=True):
+        assert area == pytest.approx(exact.get((i, j), 0.0), rel=1e-9, abs=1e-6)
+        assert piece.geom_type == "MultiPolygon"
