@@ -176,8 +176,8 @@ def test_box_candidates_give_the_exact_pairs_pieces_and_nothing_for_the_others(b
     assert len(cl) > len(left) + 100  # boxes meet far more often than the polygons do
     pieces, failed, areas = overlay.measured_intersections(cells[cl], big[cr], ellipsoidal_area, candidates=True)
     assert not failed.any()
-    exact = dict(zip(zip(left.tolist(), right.tolist()), ellipsoidal_area(shapely.intersection(cells[left],
-                                                                                                big[right]))))
+    exact_areas = ellipsoidal_area(shapely.intersection(cells[left], big[right]))
+    exact = dict(zip(zip(left.tolist(), right.tolist(), strict=True), exact_areas, strict=True))
     for i, j, area, piece in zip(cl.tolist(), cr.tolist(), areas, pieces, strict=True):
         assert area == pytest.approx(exact.get((i, j), 0.0), rel=1e-9, abs=1e-6)
         assert piece.geom_type == "MultiPolygon"
