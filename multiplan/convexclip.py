@@ -15,10 +15,12 @@ Segments far from the cell are skipped in runs (a bounding box per run of ``RUN`
 costs in proportion to the big polygon's vertices near the cell, not its whole size.
 
 Exactness: vertices inside the cell are copied, crossing points computed as GEOS computes them (to the
-last bits). Whenever the answer could depend on rounding (a vertex within ``EPS_REL`` of the cell's
-boundary, a crossing at a corner, boundary points too close to order) or the input is not as expected (the
-cell not convex, inconsistent crossings from an invalid polygon), the pair is handed back, and the caller
-uses GEOS for it. So the kernel never decides a hard case.
+last bits). Whenever the answer could depend on rounding (a vertex within ``EPS_REL`` of the cell's size,
+and never less than 64 rounding steps, from its boundary; a crossing at a corner; boundary points too close
+to order) or the input is not as expected (the cell not convex, inconsistent crossings from an invalid
+polygon), the pair is handed back, and the caller uses GEOS for it. Rings of a valid polygon may touch at a
+point; a piece drawn from several rings is checked with GEOS's validity test and handed back when the
+touch made it invalid. So the kernel never decides a hard case.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from multiplan.crs import _E, _E2, _QP, _RQ2
 NEW, FALLBACK, GUEST_INSIDE, EMPTY = 0, 1, 2, 3
 # Distances below this fraction of the cell's size count as touching: GEOS decides those pairs.
 EPS_REL = 1e-9
+# ... and never below this many rounding steps of the coordinates (tiny windows far from 0,0).
+EPS_ROUNDING = 64 * np.finfo(float).eps
 # Segments per run with one bounding box.
 RUN = 32
 # The kernel's limits; beyond them a pair goes to GEOS.
@@ -139,33 +143,36 @@ def host_contains(px, py, ring_lo, ring_hi, r_off, xy, boxes, run_off):
 
 
 @njit(cache=True, nogil=True)
-def window(g_xy, glo, ghi, wx, wy, wp, cx, cy, ux, uy, ln):
+def window(g_xy, glo, ghi, wx, wy, wp, cx, cy, ux, uy, ln, cum):
     """The convex window of a closed ring, counter-clockwise from a corner: its vertices (wx, wy),
-    its distinct lines (corners cx, cy; unit directions; lengths) and each vertex's perimeter
-    parameter (line index + fraction). Returns (m vertices, q lines, size), q = 0 when not convex."""
+    its distinct lines (corners cx, cy; unit directions; lengths; the perimeter before each) and each
+    vertex's position along the perimeter. Returns (m vertices, q lines, eps), q = 0 when not convex;
+    eps is the distance under which points count as touching: a fraction of the window's size, and never
+    less than some 64 rounding steps of its coordinates."""
     m = ghi - glo - 1
     rev = ring_area(g_xy, glo, ghi) < 0
     for i in range(m):
         src = glo + ((m - i) % m if rev else i)
         wx[i], wy[i] = g_xy[src, 0], g_xy[src, 1]
     size = max(wx[:m].max() - wx[:m].min(), wy[:m].max() - wy[:m].min())
-    if not size > 0:
-        return m, 0, size
-    eps = EPS_REL * size
+    reach = max(np.abs(wx[:m]).max(), np.abs(wy[:m]).max())
+    eps = max(EPS_REL * size, EPS_ROUNDING * reach)
+    if not size > 100 * eps:
+        return m, 0, eps
     first = -1
     for i in range(m):
         ax, ay = wx[i] - wx[(i + m - 1) % m], wy[i] - wy[(i + m - 1) % m]
         bx, by = wx[(i + 1) % m] - wx[i], wy[(i + 1) % m] - wy[i]
         la, lb = np.hypot(ax, ay), np.hypot(bx, by)
         if la <= eps or lb <= eps:
-            return m, 0, size  # repeated vertex
+            return m, 0, eps  # repeated vertex
         turn = (ax * by - ay * bx) / (la * lb)
         if turn < -1e-10 or (turn <= 1e-10 and ax * bx + ay * by < 0):
-            return m, 0, size  # reflex vertex or spike: not convex
+            return m, 0, eps  # reflex vertex or spike: not convex
         if turn > 1e-10 and first < 0:
             first = i
     if first < 0:
-        return m, 0, size
+        return m, 0, eps
     # rotate so that vertex 0 is a corner
     tx, ty = wx[:m].copy(), wy[:m].copy()
     for i in range(m):
@@ -180,26 +187,31 @@ def window(g_xy, glo, ghi, wx, wy, wp, cx, cy, ux, uy, ln):
             cx[q], cy[q] = wx[i], wy[i]
             q += 1
     if q < 3:
-        return m, 0, size
+        return m, 0, eps
+    cum[0] = 0.0
     for i in range(q):
         dx, dy = cx[(i + 1) % q] - cx[i], cy[(i + 1) % q] - cy[i]
         ln[i] = np.hypot(dx, dy)
         ux[i], uy[i] = dx / ln[i], dy / ln[i]
+        cum[i + 1] = cum[i] + ln[i]
     line = -1
     for i in range(m):
         if corner[i]:
             line += 1
-        wp[i] = line + ((wx[i] - cx[line]) * ux[line] + (wy[i] - cy[line]) * uy[line]) / ln[line]
-    return m, q, size
+        wp[i] = cum[line] + (wx[i] - cx[line]) * ux[line] + (wy[i] - cy[line]) * uy[line]
+    return m, q, eps
 
 @njit(cache=True, nogil=True)
-def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_xy, boxes, run_off):
-    """Every pair k: the convex polygon g_xy[g_off[k]:g_off[k + 1]] (a closed ring) ∩ the host
+def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_xy, boxes, run_off):
+    """Every pair k: the convex polygon g_xy[g_lo[k]:g_hi[k]] (a closed ring) ∩ the host
     pair_host[k], whose rings are h_ring_lo[host]..h_ring_hi[host] (closed; shells counter-clockwise,
     holes clockwise). Returns each pair's outcome and the NEW geometries as ragged multipolygon arrays
     (coordinates, ring offsets, polygon offsets, pair offsets)."""
     n_pairs = len(pair_host)
     status = np.zeros(n_pairs, np.int8)
+    # pieces drawn from several host rings: rings of a valid polygon may touch at a point, which the
+    # piece would then pass twice; the caller checks those pieces' validity
+    several = np.zeros(n_pairs, np.bool_)
     out_xy = np.empty((4096, 2))
     out_ring = np.zeros(256, np.int64)
     out_poly = np.zeros(64, np.int64)
@@ -209,6 +221,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
     cx, cy, ux, uy, ln = (np.empty(MAX_WINDOW), np.empty(MAX_WINDOW), np.empty(MAX_WINDOW),
                           np.empty(MAX_WINDOW), np.empty(MAX_WINDOW))
     d0, d1 = np.empty(MAX_WINDOW), np.empty(MAX_WINDOW)
+    cum = np.empty(MAX_WINDOW + 1)
     # one pair's rings, before they are known good: coordinates, ring offsets, ring roles
     lxy = np.empty((1024, 2))
     lring = np.zeros(64, np.int64)
@@ -223,15 +236,15 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
     cxy = np.empty((3 * longest + 8, 2))
     for k in range(n_pairs):
         out_geom[k] = n_poly
-        glo, ghi = g_off[k], g_off[k + 1]
+        glo, ghi = g_lo[k], g_hi[k]
         if not 4 <= ghi - glo <= MAX_WINDOW + 1:
             status[k] = FALLBACK
             continue
-        m, q, size = window(g_xy, glo, ghi, wx, wy, wp, cx, cy, ux, uy, ln)
+        m, q, eps = window(g_xy, glo, ghi, wx, wy, wp, cx, cy, ux, uy, ln, cum)
         if q == 0:
             status[k] = FALLBACK
             continue
-        eps = EPS_REL * size
+        perimeter = cum[q]
         bx0, bx1 = wx[:m].min() - eps, wx[:m].max() + eps
         by0, by1 = wy[:m].min() - eps, wy[:m].max() + eps
         px, py = wx[0], wy[0]
@@ -243,6 +256,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
         rin2 = (rin - 2 * eps) ** 2 if rin > 2 * eps else -1.0
         host = pair_host[k]
         n_ch = n_c = n_l = 0
+        used = 0
         lring[0] = 0
         bad = False
         for r in range(h_ring_lo[host], h_ring_hi[host]):
@@ -266,6 +280,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                 if bad:
                     break
             if j0 < 0:  # the whole ring inside the window
+                used += 1
                 lxy = grow2(lxy, lring[n_l] + hi - lo)
                 lxy[lring[n_l]:lring[n_l] + hi - lo] = h_xy[lo:hi]
                 lring = grow1(lring, n_l + 2)
@@ -274,6 +289,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                 lring[n_l + 1] = lring[n_l] + hi - lo
                 n_l += 1
                 continue
+            chains_before = n_ch
             state_in = False
             step = 0
             have = -1  # the vertex d1 describes
@@ -290,6 +306,8 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                 x0, y0 = h_xy[lo + j, 0], h_xy[lo + j, 1]
                 x1, y1 = h_xy[lo + j + 1, 0], h_xy[lo + j + 1, 1]
                 step += 1
+                if x0 == x1 and y0 == y1:  # a repeated vertex: nothing to clip
+                    continue
                 if max(x0, x1) < bx0 or min(x0, x1) > bx1 or max(y0, y1) < by0 or min(y0, y1) > by1:
                     if state_in:
                         bad = True
@@ -371,7 +389,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                         bad = True  # crossing at a corner
                         break
                     cxy[n_c, 0], cxy[n_c, 1] = ex, ey
-                    ch_lo[n_ch], ch_in[n_ch] = n_c, ein + u
+                    ch_lo[n_ch], ch_in[n_ch] = n_c, cum[ein] + u * ln[ein]
                     n_c += 1
                     state_in = True
                 if eout >= 0:  # leaving: the chain ends on the window's boundary
@@ -382,7 +400,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                         break
                     cxy[n_c, 0], cxy[n_c, 1] = ex, ey
                     n_c += 1
-                    ch_hi[n_ch], ch_out[n_ch] = n_c, eout + u
+                    ch_hi[n_ch], ch_out[n_ch] = n_c, cum[eout] + u * ln[eout]
                     n_ch += 1
                     state_in = False
                 else:
@@ -391,6 +409,8 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
             if bad or state_in:
                 bad = True
                 break
+            if n_ch > chains_before:
+                used += 1
         if not bad and n_ch:
             # boundary events in perimeter order must alternate entry, exit, well apart
             ev = np.empty(2 * n_ch)
@@ -398,7 +418,7 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
             ev[1::2] = ch_out[:n_ch]
             for o in range(2 * n_ch):  # a crossing on a vertex of the window: GEOS decides
                 for i in range(m):
-                    if abs(ev[o] - wp[i]) * size <= 4 * eps:
+                    if abs(ev[o] - wp[i]) <= 4 * eps:
                         bad = True
             order = np.argsort(ev)
             nxt = np.empty(n_ch, np.int64)
@@ -406,8 +426,8 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                 if bad:
                     break
                 a_ev, b_ev = order[o], order[(o + 1) % (2 * n_ch)]
-                gap = ev[b_ev] - ev[a_ev] + (q if o == 2 * n_ch - 1 else 0)
-                if gap * size <= 4 * eps or (a_ev % 2) == (b_ev % 2):
+                gap = ev[b_ev] - ev[a_ev] + (perimeter if o == 2 * n_ch - 1 else 0.0)
+                if gap <= 4 * eps or (a_ev % 2) == (b_ev % 2):
                     bad = True
                     break
                 if a_ev % 2 == 1:  # an exit: the next event is the next chain's entry
@@ -508,10 +528,11 @@ def clip_pairs(g_xy, g_off, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_x
                     n_xy += cnt
                     n_ring += 1
         status[k] = NEW
+        several[k] = used > 1
     out_geom[n_pairs] = n_poly
     out_poly[n_poly] = n_ring
     out_ring[n_ring] = n_xy
-    return status, out_xy[:n_xy], out_ring[:n_ring + 1], out_poly[:n_poly + 1], out_geom
+    return status, out_xy[:n_xy], out_ring[:n_ring + 1], out_poly[:n_poly + 1], out_geom, several
 
 
 
@@ -546,7 +567,7 @@ def ragged_areas(xy, ring_off, poly_off, geom_off):
 def _ragged_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Coordinates, ring offsets, shell flags and each geometry's first and last+1 ring, of polygons and
     multipolygons."""
-    kind, xy, offsets = shapely.to_ragged_array(geoms)
+    kind, xy, offsets = shapely.to_ragged_array(geoms, include_z=False)
     if kind == shapely.GeometryType.POLYGON:
         ring_off, geom_rings = offsets
         shell_rings = geom_rings[:-1]
@@ -566,9 +587,10 @@ def convex_rings(xy, ring_off):
     ok = np.zeros(len(ring_off) - 1, np.bool_)
     wx, wy, wp, cx = np.empty(MAX_WINDOW), np.empty(MAX_WINDOW), np.empty(MAX_WINDOW), np.empty(MAX_WINDOW)
     cy, ux, uy, ln = np.empty(MAX_WINDOW), np.empty(MAX_WINDOW), np.empty(MAX_WINDOW), np.empty(MAX_WINDOW)
+    cum = np.empty(MAX_WINDOW + 1)
     for r in range(len(ring_off) - 1):
         if 4 <= ring_off[r + 1] - ring_off[r] <= MAX_WINDOW + 1:
-            ok[r] = window(xy, ring_off[r], ring_off[r + 1], wx, wy, wp, cx, cy, ux, uy, ln)[1] > 0
+            ok[r] = window(xy, ring_off[r], ring_off[r + 1], wx, wy, wp, cx, cy, ux, uy, ln, cum)[1] > 0
     return ok
 
 
@@ -576,7 +598,7 @@ def suitable_guests(geoms: np.ndarray) -> np.ndarray:
     """Which geometries the kernel takes as the small side: convex polygons without holes, at most
     MAX_WINDOW vertices."""
     geoms = np.asarray(geoms, dtype=object)
-    ok = shapely.get_type_id(geoms) == 3
+    ok = (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
     ok[ok] = (shapely.get_num_interior_rings(geoms[ok]) == 0) & \
         (shapely.get_num_coordinates(geoms[ok]) <= MAX_WINDOW + 1)
     if ok.any():
@@ -606,21 +628,27 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
     unique_hosts = shapely.orient_polygons(hosts[first])  # shells counter-clockwise, holes clockwise
     h_xy, r_off, r_shell, h_lo, h_hi = _ragged_rings(unique_hosts)
     boxes, run_off = run_boxes(h_xy, r_off)
-    g_xy, g_off, _, _, _ = _ragged_rings(guests)
+    # each guest's first ring (an empty guest has none: its pair gets no coordinates, and goes to GEOS)
+    g_xy, g_ring_off, _, g_first, g_end = _ragged_rings(guests)
+    g_lo = g_ring_off[np.minimum(g_first, len(g_ring_off) - 1)]
+    g_hi = np.where(g_end > g_first, g_ring_off[np.minimum(g_first + 1, len(g_ring_off) - 1)], g_lo)
     pair_host = pair_host.astype(np.int64)
 
     def one(span: tuple[int, int]) -> tuple:
         lo, hi = span
-        result = clip_pairs(g_xy, g_off[lo:hi + 1], pair_host[lo:hi], h_lo, h_hi, r_off, r_shell, h_xy,
+        result = clip_pairs(g_xy, g_lo[lo:hi], g_hi[lo:hi], pair_host[lo:hi], h_lo, h_hi, r_off, r_shell, h_xy,
                             boxes, run_off)
-        return *result, ragged_areas(*result[1:])
+        return *result, ragged_areas(*result[1:5])
 
     bounds = np.linspace(0, n, max(1, chunks) + 1).astype(int)
     spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     results = list(pool.map(one, spans)) if pool is not None and len(spans) > 1 else [one(s) for s in spans]
-    for (lo, hi), (status, xy, ring_off, poly_off, geom_off, measured) in zip(spans, results, strict=True):
+    for (lo, hi), (status, xy, ring_off, poly_off, geom_off, several, measured) in zip(spans, results,
+                                                                                       strict=True):
         built = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, xy, (ring_off, poly_off, geom_off))
         piece = out[lo:hi]
+        suspect = np.flatnonzero((status == NEW) & several)
+        status[suspect[~shapely.is_valid(built[suspect])]] = FALLBACK  # rings touching inside the cell
         new = status == NEW
         piece[new] = built[new]
         areas[lo:hi][new] = measured[new]

@@ -203,11 +203,15 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
         cand = cand[convexclip.suitable_guests(guest[cand])]
         if len(cand):
             workers = threads()
-            with ThreadPoolExecutor(workers) as pool:
-                pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=workers * 4,
-                                                              pool=pool)
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=workers * 4,
+                                                                  pool=pool)
+            except (ValueError, ArithmeticError, IndexError):  # input the kernel did not foresee: GEOS does all
+                handled = np.zeros(len(cand), dtype=bool)
+                pieces, areas = np.empty(len(cand), dtype=object), np.full(len(cand), np.nan)
             out[cand[handled]] = pieces[handled]
-            measured[cand] = areas
+            measured[cand[handled]] = areas[handled]
             decided[cand[handled]] = True
     if candidates:  # the pairs left for GEOS: the disjoint ones have nothing in common
         undecided = np.flatnonzero(~decided)

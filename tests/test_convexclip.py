@@ -101,3 +101,71 @@ def test_the_kernel_measures_its_pieces_as_ellipsoidal_area_does():
     # cells wholly inside come back as themselves, unmeasured
     inside = handled & np.array([g is c for g, c in zip(got, cells, strict=True)])
     assert inside.sum() > 10 and np.isnan(areas[inside]).all()
+
+
+def _agrees_or_declines(guests: list, hosts: list) -> np.ndarray:
+    """The kernel's answers where it gives one: valid, and GEOS's point set. Returns which it gave."""
+    guests = np.array([shapely.from_wkt(g) if isinstance(g, str) else g for g in guests], dtype=object)
+    hosts = np.array([shapely.from_wkt(h) if isinstance(h, str) else h for h in hosts], dtype=object)
+    got, handled, _ = convexclip.intersect(guests, hosts)
+    for guest, host, piece in zip(guests[handled], hosts[handled], got[handled], strict=True):
+        assert shapely.is_valid(piece), (guest.wkt, host.wkt, shapely.is_valid_reason(piece))
+        want = shapely.intersection(guest, host)
+        assert shapely.area(shapely.symmetric_difference(piece, want)) <= 1e-9 * guest.area, (guest.wkt, host.wkt)
+    return handled
+
+
+@pytest.mark.parametrize("guest, host", [
+    # a hole touching its shell at a point inside the window (what make_valid makes of an ESRI inverted ring)
+    ("POLYGON ((2 0.5, 5 0.5, 5 3.5, 2 3.5, 2 0.5))", "POLYGON ((0 0, 4 0, 4 4, 0 4, 0 0), (4 2, 1 1, 1 3, 4 2))"),
+    # two holes touching each other
+    ("POLYGON ((4 1, 6 1, 6 9, 4 9, 4 1))",
+     "POLYGON ((0 0, 10 0, 10 10, 0 10, 0 0), (5 5, 3 2, 3 8, 5 5), (5 5, 7 8, 7 2, 5 5))"),
+    # holes cutting the interior in two
+    ("POLYGON ((6 2, 12 2, 12 8, 6 8, 6 2))",
+     "POLYGON ((0 0, 10 0, 10 10, 0 10, 0 0), (8 4, 10 5, 8 6, 8 4), (3 3, 3 5, 8 4, 3 3))"),
+    # a hole whose first vertex lies on an island's boundary
+    ("POLYGON ((-10 -10, 10 -10, 10 10, -10 10, -10 -10))",
+     "MULTIPOLYGON (((-5 -5, 5 -5, 5 5, -5 5, -5 -5), (-3 0, -3 -4, 4 -4, 4 4, -3 4, -3 0)), "
+     "((-3 0, 0 -2, 2 0, 0 2, -3 0)))"),
+    # a repeated vertex near the window
+    ("POLYGON ((0 0, 1 0, 0 1, 0 0))", "POLYGON ((0.8 0.8, 0.8 0.8, 3 0.8, 3 3, 0.8 3, 0.8 0.8))"),
+    # windows a metre across, far from 0,0: the tolerance is never below the coordinates' rounding
+    ("POLYGON ((110.2999918004233 19.599994275858837, 110.2999919217732 19.599994340096263, "
+     "110.30000695131561 19.60000478767289, 110.30000707496175 19.600004877020876, "
+     "110.30000777982292 19.600005469217496, 110.30000649935401 19.60000461122099, "
+     "110.29999732717727 19.599998249535272, 110.29999208594147 19.599994507507812, "
+     "110.2999918004233 19.599994275858837))",
+     "POLYGON ((110.29999260947163 19.600003608388803, 110.29999194318243 19.599994391683325, "
+     "110.29999115221617 19.59999938736961, 110.29999260947163 19.600003608388803))"),
+    ("POLYGON ((110.30000098152622 19.60000016672252, 110.30000018537169 19.600000041265094, "
+     "110.30000061904795 19.600000096646784, 110.30000098152622 19.60000016672252))",
+     "POLYGON ((110.30000098152622 19.600000166722534, 110.3000011439283 19.600000639613185, "
+     "110.30000060117054 19.59999984217739, 110.30000098152622 19.600000166722534))"),
+], ids=["hole-touches-shell", "holes-touch", "interior-cut", "hole-start-on-island", "repeated-vertex",
+        "metre-window", "sub-metre-window"])
+def test_touching_rings_and_tiny_windows_are_right_or_handed_back(guest, host):
+    _agrees_or_declines([guest], [host])
+
+
+def test_hosts_made_of_touching_cells_are_right_or_handed_back():
+    rng = np.random.default_rng(11)
+    guests, hosts = [], []
+    for _ in range(300):  # unions of grid cells: holes and parts touching at corners
+        cells = [shapely.box(i, j, i + 1, j + 1) for i in range(6) for j in range(6) if rng.random() < 0.55]
+        host = shapely.union_all(cells)
+        if host.is_empty:
+            continue
+        guests.append(_convex(rng, *rng.uniform(0.5, 5.5, 2), rng.uniform(0.7, 3)))
+        hosts.append(host)
+    handled = _agrees_or_declines(guests, hosts)
+    assert handled.mean() > 0.3
+
+
+def test_empty_guests_are_not_taken_and_do_not_shift_the_others():
+    guests = np.array([shapely.Polygon(), shapely.box(0.2, 0.2, 0.8, 0.8), shapely.Polygon()], dtype=object)
+    assert convexclip.suitable_guests(guests).tolist() == [False, True, False]
+    hosts = np.full(3, shapely.box(0, 0, 0.5, 0.5), dtype=object)
+    got, handled, _ = convexclip.intersect(guests, hosts)
+    assert handled.tolist() == [False, True, False]
+    assert shapely.equals(got[1], shapely.box(0.2, 0.2, 0.5, 0.5))
