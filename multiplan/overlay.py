@@ -62,13 +62,17 @@ def robust(op: Callable, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarra
     return out, failed
 
 
-def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
-    """Each overlay result as a multipolygon of its polygonal parts (lines and points of a collection
-    dropped; empty when nothing is left); None stays None. Vectorised: results come by the hundred thousand."""
+def polygonal_parts(geoms: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
+    """Each overlay result as a new multipolygon of its polygonal parts (lines and points of a collection
+    dropped; empty when nothing is left); None stays None. Vectorised: results come by the hundred thousand.
+
+    ``fresh`` marks multipolygons built for this result alone, which are passed through as they are (taking
+    them apart and back copies every vertex). Anything else is copied: an overlay may hand back an input
+    feature itself, and a feature shared between threads must not be prepared or related concurrently."""
     geoms = np.asarray(geoms, dtype=object)
     out = np.full(len(geoms), None, dtype=object)
     types = shapely.get_type_id(geoms)  # -1 for None
-    done = types == 6  # multipolygons are what they should be: taking them apart and back copies every vertex
+    done = (types == 6) & (fresh if fresh is not None else False)
     out[done] = geoms[done]
     present = np.flatnonzero((types >= 0) & ~done)
     if not len(present):
@@ -167,7 +171,7 @@ def measured_intersections(a: np.ndarray, b: np.ndarray, measure: Callable[[np.n
     With ``candidates`` the pairs need not intersect (``intersecting_pairs(exact=False)``): the kernel
     finds the disjoint ones as it clips, and the others are tested before GEOS sees them."""
     pieces, failed, areas = _intersect_pairs(a, b, candidates)
-    pieces = polygonal_parts(pieces)
+    pieces = polygonal_parts(pieces, fresh=~np.isnan(areas))  # what the kernel measured, it built
     todo = np.flatnonzero(np.isnan(areas))
     if len(todo):
         geoms = pieces[todo].copy()
@@ -221,7 +225,10 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
         measured[disjoint] = 0.0
         decided[disjoint] = True
     heavy &= ~decided
-    shapely.prepare(host[heavy])
+    if n >= THREADED_MIN_PAIRS:
+        # only big overlays prepare their inputs in place: a site check's features are shared by the checks
+        # running on other threads, and GEOS builds a prepared geometry's indexes lazily, unlocked
+        shapely.prepare(host[heavy])
     inside = np.zeros(n, dtype=bool)
     inside[heavy] = shapely.contains_properly(host[heavy], guest[heavy])
     out[inside] = guest[inside]
