@@ -595,12 +595,14 @@ def convex_rings(xy, ring_off):
 
 
 def suitable_guests(geoms: np.ndarray) -> np.ndarray:
-    """Which geometries the kernel takes as the small side: convex polygons without holes, at most
-    MAX_WINDOW vertices."""
+    """Which geometries the kernel takes as the small side: convex polygons (or multipolygons of one such
+    part) without holes, at most MAX_WINDOW vertices."""
     geoms = np.asarray(geoms, dtype=object)
-    ok = (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
-    ok[ok] = (shapely.get_num_interior_rings(geoms[ok]) == 0) & \
-        (shapely.get_num_coordinates(geoms[ok]) <= MAX_WINDOW + 1)
+    types = shapely.get_type_id(geoms)
+    # plans are stored as multipolygons: one part is a polygon
+    ok = ((types == 3) | ((types == 6) & (shapely.get_num_geometries(geoms) == 1))) & ~shapely.is_empty(geoms)
+    parts = shapely.get_geometry(geoms[ok], 0)
+    ok[ok] = (shapely.get_num_interior_rings(parts) == 0) & (shapely.get_num_coordinates(parts) <= MAX_WINDOW + 1)
     if ok.any():
         xy, ring_off, _, _, _ = _ragged_rings(geoms[ok])
         ok[ok] = convex_rings(xy, ring_off)

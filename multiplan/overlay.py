@@ -30,8 +30,8 @@ CLIP_MIN_VERTICES = 256
 CLIP_RATIO = 4
 # Below this many pairs the thread pool costs more than it saves.
 THREADED_MIN_PAIRS = 2_000
-# From this many pairs on, convex cells against big polygons go to the compiled kernel (multiplan.convexclip):
-# loading it costs some 0.2 s, which site checks and small overlays never repay.
+# From this many pairs of a convex cell and a polygon several times its size on, the pairs go to the compiled
+# kernel (multiplan.convexclip): loading it costs some 0.5 s, which site checks and small overlays never repay.
 KERNEL_MIN_PAIRS = 2_000
 # Features per tile, about, when a whole layer is overlaid at once: bounds the cost and memory of noding.
 TILE_FEATURES = 20_000
@@ -198,12 +198,12 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
     polygonal = (types == 3) | (types == 6)  # not np.isin: it costs 30 µs a call, and site checks make thousands
     heavy = polygonal & (n_host >= CLIP_MIN_VERTICES)
     decided = np.zeros(n, dtype=bool)
-    if n >= KERNEL_MIN_PAIRS:  # convex cells against polygons: the compiled kernel; GEOS for what it hands back
-        from multiplan import (
-            convexclip,  # numba: imported (and its kernel loaded) only for big overlays
-        )
+    # convex cells against polygons several times their size: the compiled kernel, GEOS for what it hands
+    # back (between cells of a similar size GEOS is as fast); only for many such pairs, as loading it costs
+    cand = np.flatnonzero(polygonal & (n_host >= CLIP_RATIO * n_guest))
+    if len(cand) >= KERNEL_MIN_PAIRS:
+        from multiplan import convexclip  # numba: imported only here
 
-        cand = np.flatnonzero(polygonal)
         cand = cand[convexclip.suitable_guests(guest[cand])]
         if len(cand):
             workers = threads()

@@ -77,9 +77,12 @@ def test_touching_cases_are_handed_back_to_geos(window):
 def test_non_convex_and_holed_guests_are_not_taken():
     l_shape = shapely.Polygon([(0, 0), (2, 0), (2, 1), (1, 1), (1, 2), (0, 2)])
     holed = shapely.Polygon([(0, 0), (3, 0), (3, 3), (0, 3)], [[(1, 1), (2, 1), (2, 2), (1, 2)]])
-    multi = shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])
-    guests = np.array([l_shape, holed, multi, shapely.box(0, 0, 1, 1)], dtype=object)
-    assert convexclip.suitable_guests(guests).tolist() == [False, False, False, True]
+    two_parts = shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 0, 3, 1)])
+    stored = shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])  # plans are stored as multipolygons
+    guests = np.array([l_shape, holed, two_parts, shapely.box(0, 0, 1, 1), stored], dtype=object)
+    assert convexclip.suitable_guests(guests).tolist() == [False, False, False, True, True]
+    got, handled, _ = convexclip.intersect(guests[4:], np.array([shapely.box(0.5, 0.5, 3, 3)], dtype=object))
+    assert handled[0] and shapely.equals(got[0], shapely.box(0.5, 0.5, 1, 1))
     got, handled, _ = convexclip.intersect(guests[:1], np.array([_hosts()[0]], dtype=object))
     assert not handled[0]  # the kernel itself refuses a concave window too
 

@@ -181,3 +181,27 @@ def test_box_candidates_give_the_exact_pairs_pieces_and_nothing_for_the_others(b
     for i, j, area, piece in zip(cl.tolist(), cr.tolist(), areas, pieces, strict=True):
         assert area == pytest.approx(exact.get((i, j), 0.0), rel=1e-9, abs=1e-6)
         assert piece.geom_type == "MultiPolygon"
+
+
+def test_store_shaped_multipolygon_cells_go_to_the_kernel(big_and_cells, monkeypatch):
+    from multiplan import convexclip
+    from multiplan.crs import ellipsoidal_area
+
+    monkeypatch.setattr(overlay, "KERNEL_MIN_PAIRS", 10)
+    decided = []
+    real = convexclip.intersect
+
+    def counting(*args, **kwargs):
+        pieces, handled, areas = real(*args, **kwargs)
+        decided.append(int(handled.sum()))
+        return pieces, handled, areas
+
+    monkeypatch.setattr(convexclip, "intersect", counting)
+    cells, big = big_and_cells
+    cells = np.array([shapely.MultiPolygon([c]) for c in cells], dtype=object)  # as the store keeps them
+    left, right = overlay.intersecting_pairs(cells, big[:2], exact=False)
+    pieces, failed, areas = overlay.measured_intersections(cells[left], big[:2][right], ellipsoidal_area,
+                                                           candidates=True)
+    assert sum(decided) > 0.95 * len(left)
+    want = ellipsoidal_area(shapely.intersection(cells[left], big[:2][right]))
+    assert np.allclose(areas, want, rtol=1e-9, atol=1e-6)
