@@ -28,6 +28,22 @@ def _cells(x0: float, y0: float, x1: float, y1: float, n: int, seed: int) -> np.
     return shapely.intersection(cells, shapely.box(x0, y0, x1, y1))
 
 
+def _count_kernel_decisions(monkeypatch) -> list[int]:
+    """How many pairs each call of the compiled kernel decided (the kernel itself still runs)."""
+    from multiplan import convexclip
+
+    decided: list[int] = []
+    real = convexclip.intersect
+
+    def counting(*args, **kwargs):
+        pieces, handled, areas = real(*args, **kwargs)
+        decided.append(int(handled.sum()))
+        return pieces, handled, areas
+
+    monkeypatch.setattr(convexclip, "intersect", counting)
+    return decided
+
+
 @pytest.fixture(scope="module")
 def big_and_cells():
     big = np.array([_wiggly(110.0, 19.5, 0.02, 12_000, 1), _wiggly(110.03, 19.52, 0.015, 6_000, 2),
@@ -61,20 +77,10 @@ def test_pairs_found_on_the_thread_pool_are_the_same(big_and_cells, monkeypatch,
 @pytest.mark.parametrize("threads", ["1", "2"])
 @pytest.mark.parametrize("kernel", [False, True], ids=["geos", "kernel"])
 def test_intersections_equal_plain_geos_with_every_shortcut_taken(big_and_cells, monkeypatch, threads, kernel):
-    from multiplan import convexclip
-
     monkeypatch.setenv("MULTIPLAN_THREADS", threads)
     monkeypatch.setattr(overlay, "THREADED_MIN_PAIRS", 10)
     monkeypatch.setattr(overlay, "KERNEL_MIN_PAIRS", 10 if kernel else 10**9)
-    decided = []
-    real = convexclip.intersect
-
-    def counting(*args, **kwargs):
-        pieces, handled, areas = real(*args, **kwargs)
-        decided.append(int(handled.sum()))
-        return pieces, handled, areas
-
-    monkeypatch.setattr(convexclip, "intersect", counting)
+    decided = _count_kernel_decisions(monkeypatch)
     cells, big = big_and_cells
     left, right = overlay.intersecting_pairs(cells, big)
     a, b = cells[left], big[right]
@@ -184,19 +190,10 @@ def test_box_candidates_give_the_exact_pairs_pieces_and_nothing_for_the_others(b
 
 
 def test_store_shaped_multipolygon_cells_go_to_the_kernel(big_and_cells, monkeypatch):
-    from multiplan import convexclip
     from multiplan.crs import ellipsoidal_area
 
     monkeypatch.setattr(overlay, "KERNEL_MIN_PAIRS", 10)
-    decided = []
-    real = convexclip.intersect
-
-    def counting(*args, **kwargs):
-        pieces, handled, areas = real(*args, **kwargs)
-        decided.append(int(handled.sum()))
-        return pieces, handled, areas
-
-    monkeypatch.setattr(convexclip, "intersect", counting)
+    decided = _count_kernel_decisions(monkeypatch)
     cells, big = big_and_cells
     cells = np.array([shapely.MultiPolygon([c]) for c in cells], dtype=object)  # as the store keeps them
     left, right = overlay.intersecting_pairs(cells, big[:2], exact=False)
