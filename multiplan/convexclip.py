@@ -43,6 +43,7 @@ RUN = 32
 MAX_WINDOW = 64
 MAX_CHAINS = 256
 
+
 @njit(cache=True, nogil=True)
 def run_boxes(xy, ring_off):
     """Bounding box of every run of RUN segments of every ring (rings closed)."""
@@ -69,6 +70,7 @@ def run_boxes(xy, ring_off):
     run_off[len(ring_off) - 1] = k
     return boxes, run_off
 
+
 @njit(cache=True, nogil=True)
 def grow2(buf, need):
     if need <= buf.shape[0]:
@@ -76,6 +78,7 @@ def grow2(buf, need):
     out = np.empty((max(need, 2 * buf.shape[0]), 2))
     out[:buf.shape[0]] = buf
     return out
+
 
 @njit(cache=True, nogil=True)
 def grow1(buf, need):
@@ -85,17 +88,34 @@ def grow1(buf, need):
     out[:buf.shape[0]] = buf
     return out
 
+
+@njit(cache=True, nogil=True)
+def add_ring(lring, lrole, n_l, end, role):
+    """Record ring n_l, ending at ``end`` in the pair's coordinates, as a shell (role 1) or a hole (0)."""
+    lring = grow1(lring, n_l + 2)
+    lrole = grow1(lrole, n_l + 2)
+    lrole[n_l] = role
+    lring[n_l + 1] = end
+    return lring, lrole
+
+
+@njit(cache=True, nogil=True)
+def copy_ring(src, lo, hi, out_xy, out_ring, n_xy, n_ring):
+    """Append ring src[lo:hi] to the output (which has room); the new counts."""
+    out_ring[n_ring] = n_xy
+    out_xy[n_xy:n_xy + hi - lo] = src[lo:hi]
+    return n_xy + hi - lo, n_ring + 1
+
+
 @njit(cache=True, nogil=True)
 def inside_ring(px, py, xy, lo, hi):
     """Even-odd ray cast of (px, py) against the closed ring xy[lo:hi]."""
     c = False
     for j in range(lo, hi - 1):
-        y0, y1 = xy[j, 1], xy[j + 1, 1]
-        if (y0 > py) != (y1 > py):
-            x = xy[j, 0] + (py - y0) * (xy[j + 1, 0] - xy[j, 0]) / (y1 - y0)
-            if x > px:
-                c = not c
+        if ray_hits(xy[j, 0], xy[j, 1], xy[j + 1, 0], xy[j + 1, 1], px, py):
+            c = not c
     return c
+
 
 @njit(cache=True, nogil=True)
 def ring_area(xy, lo, hi):
@@ -109,12 +129,14 @@ def ring_area(xy, lo, hi):
 def outside_box(boxes, ru, bx0, by0, bx1, by1):
     return boxes[ru, 2] < bx0 or boxes[ru, 0] > bx1 or boxes[ru, 3] < by0 or boxes[ru, 1] > by1
 
+
 @njit(cache=True, nogil=True)
 def ray_hits(x0, y0, x1, y1, px, py):
     """Does the segment cross the ray from (px, py) towards +x (half-open in y)?"""
     if (y0 > py) != (y1 > py):
         return x0 + (py - y0) * (x1 - x0) / (y1 - y0) > px
     return False
+
 
 @njit(cache=True, nogil=True)
 def line_distances(x, y, q, cx, cy, ux, uy, out):
@@ -201,6 +223,7 @@ def window(g_xy, glo, ghi, wx, wy, wp, cx, cy, ux, uy, ln, cum):
         wp[i] = cum[line] + (wx[i] - cx[line]) * ux[line] + (wy[i] - cy[line]) * uy[line]
     return m, q, eps
 
+
 @njit(cache=True, nogil=True)
 def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell, h_xy, boxes, run_off):
     """Every pair k: the convex polygon g_xy[g_lo[k]:g_hi[k]] (a closed ring) ∩ the host
@@ -226,7 +249,7 @@ def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell
     lxy = np.empty((1024, 2))
     lring = np.zeros(64, np.int64)
     lrole = np.zeros(64, np.int8)  # 1 shell, 0 hole
-    # chains: ring index in lxy (open until closed into loops), entry and exit parameters
+    # chains: their vertices' span in cxy, and where they enter and leave along the window's perimeter
     ch_lo, ch_hi = np.empty(MAX_CHAINS, np.int64), np.empty(MAX_CHAINS, np.int64)
     ch_in, ch_out = np.empty(MAX_CHAINS), np.empty(MAX_CHAINS)
     # chain vertices: at most every vertex of the biggest host plus two crossings per segment
@@ -283,10 +306,7 @@ def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell
                 used += 1
                 lxy = grow2(lxy, lring[n_l] + hi - lo)
                 lxy[lring[n_l]:lring[n_l] + hi - lo] = h_xy[lo:hi]
-                lring = grow1(lring, n_l + 2)
-                lrole = grow1(lrole, n_l + 2)
-                lrole[n_l] = 1 if r_shell[r] else 0
-                lring[n_l + 1] = lring[n_l] + hi - lo
+                lring, lrole = add_ring(lring, lrole, n_l, lring[n_l] + hi - lo, 1 if r_shell[r] else 0)
                 n_l += 1
                 continue
             chains_before = n_ch
@@ -466,11 +486,7 @@ def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell
                         bad = True
                         break
                 lxy[w] = lxy[start]
-                w += 1
-                lring = grow1(lring, n_l + 2)
-                lrole = grow1(lrole, n_l + 2)
-                lrole[n_l] = 1
-                lring[n_l + 1] = w
+                lring, lrole = add_ring(lring, lrole, n_l, w + 1, 1)
                 n_l += 1
         if bad:
             status[k] = FALLBACK
@@ -486,10 +502,7 @@ def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell
             lxy[start:start + m, 0] = wx[:m]
             lxy[start:start + m, 1] = wy[:m]
             lxy[start + m] = lxy[start]
-            lring = grow1(lring, n_l + 2)
-            lrole = grow1(lrole, n_l + 2)
-            lrole[n_l] = 1
-            lring[n_l + 1] = start + m + 1
+            lring, lrole = add_ring(lring, lrole, n_l, start + m + 1, 1)
             n_l += 1
         # each hole goes to the smallest shell around it
         owner = np.full(n_l, -1, np.int64)
@@ -519,21 +532,16 @@ def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell
                 continue
             out_poly[n_poly] = n_ring
             n_poly += 1
-            for hh in range(-1, n_l):
-                h = s if hh < 0 else hh
-                if hh < 0 or (lrole[h] == 0 and owner[h] == s):
-                    cnt = lring[h + 1] - lring[h]
-                    out_ring[n_ring] = n_xy
-                    out_xy[n_xy:n_xy + cnt] = lxy[lring[h]:lring[h + 1]]
-                    n_xy += cnt
-                    n_ring += 1
+            n_xy, n_ring = copy_ring(lxy, lring[s], lring[s + 1], out_xy, out_ring, n_xy, n_ring)
+            for h in range(n_l):
+                if lrole[h] == 0 and owner[h] == s:
+                    n_xy, n_ring = copy_ring(lxy, lring[h], lring[h + 1], out_xy, out_ring, n_xy, n_ring)
         status[k] = NEW
         several[k] = used > 1
     out_geom[n_pairs] = n_poly
     out_poly[n_poly] = n_ring
     out_ring[n_ring] = n_xy
     return status, out_xy[:n_xy], out_ring[:n_ring + 1], out_poly[:n_poly + 1], out_geom, several
-
 
 
 @njit(cache=True, nogil=True)

@@ -217,18 +217,18 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
             out[cand[handled]] = pieces[handled]
             measured[cand[handled]] = areas[handled]
             decided[cand[handled]] = True
+    # only big overlays prepare their inputs in place: a site check's features are shared by the checks
+    # running on other threads, and GEOS builds a prepared geometry's indexes lazily, unlocked
+    prepare = shapely.prepare if n >= THREADED_MIN_PAIRS else (lambda geoms: None)
     if candidates:  # the pairs left for GEOS: the disjoint ones have nothing in common
         undecided = np.flatnonzero(~decided)
-        shapely.prepare(host[undecided])
+        prepare(host[undecided])
         disjoint = undecided[~shapely.intersects(host[undecided], guest[undecided])]
         out[disjoint] = shapely.MultiPolygon()
         measured[disjoint] = 0.0
         decided[disjoint] = True
     heavy &= ~decided
-    if n >= THREADED_MIN_PAIRS:
-        # only big overlays prepare their inputs in place: a site check's features are shared by the checks
-        # running on other threads, and GEOS builds a prepared geometry's indexes lazily, unlocked
-        shapely.prepare(host[heavy])
+    prepare(host[heavy])
     inside = np.zeros(n, dtype=bool)
     inside[heavy] = shapely.contains_properly(host[heavy], guest[heavy])
     out[inside] = guest[inside]
