@@ -195,7 +195,9 @@ def ring_table(geoms: np.ndarray) -> RingTable:
     return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms))
 
 
-AREA_CHUNK = 25_000
+# Vertices per chunk of an area computation: each chunk's ring table takes about 150 bytes a vertex,
+# and two chunks are in flight at once.
+AREA_CHUNK_VERTICES = 100_000
 
 
 def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
@@ -210,8 +212,12 @@ def ellipsoidal_area(geoms: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(shapely.get_type_id(geoms) == 7):  # overlay results mix dimensions
         parts = shapely.get_parts(geoms[i])
         geoms[i] = shapely.multipolygons(shapely.get_parts(parts[np.isin(shapely.get_type_id(parts), (3, 6))]))
-    # in chunks: the ring table of a province's millions of faces would take gigabytes at once
-    chunks = [geoms[i:i + AREA_CHUNK] for i in range(0, len(geoms), AREA_CHUNK)] or [geoms]
+    # in chunks of about the same vertex count: one ring table of a province's millions of faces
+    # would take gigabytes at once
+    vertices = np.cumsum(shapely.get_num_coordinates(geoms))
+    cuts = np.searchsorted(vertices, np.arange(AREA_CHUNK_VERTICES, vertices[-1] if len(vertices) else 0,
+                                               AREA_CHUNK_VERTICES), side="right")
+    chunks = [chunk for chunk in np.split(geoms, np.unique(cuts)) if len(chunk)] or [geoms]
     if len(chunks) == 1:
         return ring_table(chunks[0]).areas()
     with ThreadPoolExecutor(threads()) as pool:  # numpy and shapely release the GIL on arrays this long

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import shapely
@@ -172,3 +176,41 @@ def test_empty_guests_are_not_taken_and_do_not_shift_the_others():
     got, handled, _ = convexclip.intersect(guests, hosts)
     assert handled.tolist() == [False, True, False]
     assert shapely.equals(got[1], shapely.box(0.2, 0.2, 0.5, 0.5))
+
+
+def _random_pairs(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    hosts = _hosts()
+    guests = [_convex(rng, *rng.uniform(-1, 13, 2), rng.choice([0.05, 0.5, 2.0])) for _ in range(n)]
+    return np.array(guests, dtype=object), hosts[rng.integers(len(hosts), size=n)]
+
+
+def test_the_kernel_runs_compiled_ahead_of_time_without_numba():
+    script = """
+import sys, numpy as np, shapely
+from multiplan import convexclip
+guests = np.array([shapely.box(0, 0, 1, 1), shapely.box(1, 0.5, 3, 3)], dtype=object)
+hosts = np.array([shapely.box(0.5, -1, 2, 2)] * 2, dtype=object)
+pieces, handled, areas = convexclip.intersect(guests, hosts)
+print(convexclip.kernel().__name__, "numba" in sys.modules, handled.all(), round(shapely.area(pieces).sum(), 9))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items() if k != "MULTIPLAN_KERNEL"})
+    assert done.returncode == 0, done.stderr
+    name, numba_loaded, handled, area = done.stdout.split()
+    assert name.startswith("clipkernel_") and numba_loaded == "False" and handled == "True"
+    assert float(area) == 0.5 * 1 + 1 * 1.5
+
+
+def test_the_just_in_time_kernel_gives_the_compiled_kernels_answers(monkeypatch):
+    from multiplan import clipkernel
+
+    guests, hosts = _random_pairs(11, 800)
+    compiled = convexclip.kernel()
+    assert compiled is not clipkernel, "the ahead-of-time kernel should be built here"
+    want, want_handled, want_areas = convexclip.intersect(guests, hosts)
+    monkeypatch.setattr(convexclip, "_kernel", clipkernel)
+    got, handled, areas = convexclip.intersect(guests, hosts)
+    assert (handled == want_handled).all() and handled.mean() > 0.99
+    assert shapely.equals_exact(got[handled], want[handled], tolerance=0).all()
+    assert np.array_equal(areas, want_areas, equal_nan=True)
