@@ -40,8 +40,10 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     points = shapely.point_on_surface(faces)
     # each face's feature in each plan (-1: none; where a plan's features overlap, the first)
     owner = {}
+    # the points go in the tree and each plan's features query it: a prepared polygon tests many points fast
+    point_tree = shapely.STRtree(points)
     for lid in layers:
-        face_idx, feat_idx = shapely.STRtree(frames[lid].geometry.values).query(points, predicate="within")
+        feat_idx, face_idx = point_tree.query(frames[lid].geometry.values, predicate="contains")
         order = np.lexsort((feat_idx, face_idx))
         face_idx, feat_idx = face_idx[order], feat_idx[order]
         lead = np.r_[True, face_idx[1:] != face_idx[:-1]] if len(face_idx) else np.zeros(0, dtype=bool)
@@ -69,18 +71,36 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     columns["rules"] = np.full(len(faces), None, dtype=object)
     columns["severity"] = np.full(len(faces), None, dtype=object)
     if patches is not None and not patches.empty:
-        face_idx, patch_idx = shapely.STRtree(patches.geometry.values).query(points, predicate="within")
-        hits = pd.DataFrame({"face": face_idx, "rule": patches["rule"].to_numpy()[patch_idx],
-                             "rank": patches["severity"].map(SEVERITY_ORDER.index).to_numpy()[patch_idx]})
-        hits = hits.drop_duplicates(["face", "rule"]).sort_values(["face", "rule"])
-        by_face = hits.groupby("face")
-        rules = by_face["rule"].agg(",".join)
-        columns["rules"][rules.index.to_numpy()] = rules.to_numpy()
-        worst = by_face["rank"].min()
-        columns["severity"][worst.index.to_numpy()] = np.asarray(SEVERITY_ORDER, dtype=object)[worst.to_numpy()]
-    del points
+        patch_idx, face_idx = point_tree.query(patches.geometry.values, predicate="contains")
+        kept = covered[face_idx]  # faces are numbered among the covered ones now
+        patch_idx, face_idx = patch_idx[kept], (np.cumsum(covered) - 1)[face_idx[kept]]
+        rank = patches["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}).to_numpy(dtype=np.int64)
+        columns["rules"], columns["severity"] = _rules_broken(len(faces), face_idx, patches["rule"].to_numpy()[patch_idx],
+                                                              rank[patch_idx])
+    del points, point_tree
     columns["area_m2"] = ellipsoidal_area(faces)
     return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(faces, crs=STORAGE_CRS))
+
+
+def _rules_broken(n_faces: int, face_idx: np.ndarray, rules: np.ndarray, ranks: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per face, the rules it breaks (ids sorted, comma-separated) and the worst severity; None for a face
+    that breaks none (``ranks``: each hit's severity's place in SEVERITY_ORDER). Vectorised: a province's one map has millions of faces."""
+    names, code = np.unique(rules.astype(str), return_inverse=True)
+    # each face's set of rules as a row of bits, one 64-bit word per 64 rules
+    words = np.zeros((n_faces, (len(names) + 63) // 64), dtype=np.uint64)
+    np.bitwise_or.at(words, (face_idx, code // 64), np.left_shift(np.uint64(1), (code % 64).astype(np.uint64)))
+    hit = np.flatnonzero(words.any(axis=1))
+    sets, which = np.unique(words[hit], axis=0, return_inverse=True)
+    labels = np.array([",".join(names[[i for i in range(len(names)) if row[i // 64] >> np.uint64(i % 64) & np.uint64(1)]])
+                       for row in sets], dtype=object)
+    rule_column = np.full(n_faces, None, dtype=object)
+    rule_column[hit] = labels[which.ravel()]
+    rank = np.full(n_faces, len(SEVERITY_ORDER), dtype=np.int64)
+    np.minimum.at(rank, face_idx, ranks)
+    severity = np.full(n_faces, None, dtype=object)
+    severity[hit] = np.asarray(SEVERITY_ORDER, dtype=object)[rank[hit]]
+    return rule_column, severity
 
 
 def _faces(geoms: np.ndarray, progress: Callable[[str, int, int], None] | None) -> np.ndarray:

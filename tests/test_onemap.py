@@ -9,7 +9,14 @@ import shapely
 
 from multiplan.crs import ellipsoidal_area
 from multiplan.detection import run_detection
-from multiplan.onemap import build_one_map, class_areas, conflict_areas, two_plan_differences
+from multiplan.onemap import (
+    SEVERITY_ORDER,
+    _rules_broken,
+    build_one_map,
+    class_areas,
+    conflict_areas,
+    two_plan_differences,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +112,14 @@ def test_tiles_cut_faces_but_change_no_area(demo_store, monkeypatch):
     # no two faces overlap: the faces' union has the area of their sum
     union = shapely.union_all(tiled.geometry.values, grid_size=1e-9)
     assert ellipsoidal_area(np.array([union]))[0] == pytest.approx(tiled["area_m2"].sum(), rel=1e-7)
+
+
+def test_each_face_lists_the_rules_it_breaks_sorted_and_its_worst_severity():
+    # 70 rules: a face's set of rules spans two 64-bit words
+    rules = np.array([f"r{i:02d}" for i in range(70)] + ["r05", "r69", "r01"], dtype=object)
+    faces = np.array([0] * 70 + [2, 2, 2])
+    ranks = np.array([3] * 70 + [1, 3, 2])
+    rule_column, severity = _rules_broken(4, faces, rules, ranks)
+    assert rule_column[0] == ",".join(f"r{i:02d}" for i in range(70)) and severity[0] == SEVERITY_ORDER[3]
+    assert rule_column[1] is None and severity[1] is None and rule_column[3] is None
+    assert rule_column[2] == "r01,r05,r69" and severity[2] == SEVERITY_ORDER[1]
