@@ -583,13 +583,26 @@ SIGNATURES = {
 def build(directory: Path, name: str) -> None:
     """Compile the entry points ahead of time into the extension module ``name`` in ``directory``."""
     from numba.pycc import CC
+    from numba.pycc import compiler as module_compiler
 
-    compiler = CC(name)
-    compiler.output_dir = str(directory)
-    compiler.verbose = False
-    for entry, signature in SIGNATURES.items():
-        compiler.export(entry, signature)(globals()[entry].py_func)
-    compiler.compile()
+    class ReleasingGil(module_compiler.Flags):
+        """The compiler's flags, with the wrapper releasing the GIL as ``nogil=True`` does: pycc has no
+        option for it, and the kernel runs on several threads."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    plain, module_compiler.Flags = module_compiler.Flags, ReleasingGil
+    try:
+        compiler = CC(name)
+        compiler.output_dir = str(directory)
+        compiler.verbose = False
+        for entry, signature in SIGNATURES.items():
+            compiler.export(entry, signature)(globals()[entry].py_func)
+        compiler.compile()
+    finally:
+        module_compiler.Flags = plain
 
 
 if __name__ == "__main__":

@@ -79,8 +79,9 @@ def _kernel_dir() -> Path:
 def _kernel_name() -> str:
     """The compiled module's name: it changes with the kernel's source and constants (here and in
     multiplan.crs), numba and Python."""
-    key = hashlib.sha256(_KERNEL_SOURCE.read_bytes() + Path(__file__).read_bytes())
-    key.update(repr((crs._E, crs._E2, crs._QP, crs._RQ2)).encode())
+    key = hashlib.sha256(_KERNEL_SOURCE.read_bytes())
+    key.update(repr((NEW, FALLBACK, GUEST_INSIDE, EMPTY, EPS_REL, EPS_ROUNDING, RUN, MAX_WINDOW, MAX_CHAINS,
+                     crs._E, crs._E2, crs._QP, crs._RQ2)).encode())
     key.update(f"{importlib.metadata.version('numba')} {sys.version} {sys.platform}".encode())
     return f"clipkernel_{key.hexdigest()[:16]}"
 
@@ -151,19 +152,25 @@ def _ragged_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 
+def _single_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of each geometry's one ring, and where each geometry's start: polygons without holes, or
+    multipolygons of one such part (as plans are stored). Any other geometry gets no coordinates."""
+    types = shapely.get_type_id(geoms)
+    one = ((types == 3) | ((types == 6) & (shapely.get_num_geometries(geoms) == 1))) & ~shapely.is_empty(geoms)
+    one[one] = shapely.get_num_interior_rings(shapely.get_geometry(geoms[one], 0)) == 0
+    counts = np.zeros(len(geoms), dtype=np.int64)
+    counts[one] = shapely.get_num_coordinates(geoms[one])
+    offsets = np.zeros(len(geoms) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    # the geometries' coordinates are their rings' (no ring objects built, as get_rings would)
+    return np.ascontiguousarray(shapely.get_coordinates(geoms[one]), dtype=float), offsets
+
+
 def suitable_guests(geoms: np.ndarray) -> np.ndarray:
     """Which geometries the kernel takes as the small side: convex polygons (or multipolygons of one such
     part) without holes, at most MAX_WINDOW vertices."""
-    geoms = np.asarray(geoms, dtype=object)
-    types = shapely.get_type_id(geoms)
-    # plans are stored as multipolygons: one part is a polygon
-    ok = ((types == 3) | ((types == 6) & (shapely.get_num_geometries(geoms) == 1))) & ~shapely.is_empty(geoms)
-    parts = shapely.get_geometry(geoms[ok], 0)
-    ok[ok] = (shapely.get_num_interior_rings(parts) == 0) & (shapely.get_num_coordinates(parts) <= MAX_WINDOW + 1)
-    if ok.any():
-        xy, ring_off, _, _, _ = _ragged_rings(geoms[ok])
-        ok[ok] = kernel().convex_rings(xy, ring_off)
-    return ok
+    xy, offsets = _single_rings(np.asarray(geoms, dtype=object))
+    return kernel().convex_rings(xy, offsets)  # a ring of no coordinates is not convex
 
 
 def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
@@ -188,10 +195,9 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
     h_xy, r_off, r_shell, h_lo, h_hi = _ragged_rings(unique_hosts)
     compiled = kernel()
     boxes, run_off = compiled.run_boxes(h_xy, r_off)
-    # each guest's first ring (an empty guest has none: its pair gets no coordinates, and goes to GEOS)
-    g_xy, g_ring_off, _, g_first, g_end = _ragged_rings(guests)
-    g_lo = g_ring_off[np.minimum(g_first, len(g_ring_off) - 1)]
-    g_hi = np.where(g_end > g_first, g_ring_off[np.minimum(g_first + 1, len(g_ring_off) - 1)], g_lo)
+    # each guest's ring (an empty guest, or one of several rings, has none: its pair goes to GEOS)
+    g_xy, g_off = _single_rings(guests)
+    g_lo, g_hi = g_off[:-1], g_off[1:]
     pair_host = pair_host.astype(np.int64)
 
     def one(span: tuple[int, int]) -> tuple:

@@ -202,14 +202,14 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
     # back (between cells of a similar size GEOS is as fast); only for many such pairs, as loading it costs
     cand = np.flatnonzero(polygonal & (n_host >= CLIP_RATIO * n_guest))
     if len(cand) >= KERNEL_MIN_PAIRS:
-        from multiplan import convexclip  # numba: imported only here
+        from multiplan import convexclip  # loaded only for big overlays
 
         cand = cand[convexclip.suitable_guests(guest[cand])]
         if len(cand):
             workers = threads()
             try:
                 with ThreadPoolExecutor(workers) as pool:
-                    pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=workers * 4,
+                    pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=workers * 16,
                                                                   pool=pool)
             except (ValueError, ArithmeticError, IndexError):  # input the kernel did not foresee: GEOS does all
                 handled = np.zeros(len(cand), dtype=bool)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -214,3 +216,35 @@ def test_the_just_in_time_kernel_gives_the_compiled_kernels_answers(monkeypatch)
     assert (handled == want_handled).all() and handled.mean() > 0.99
     assert shapely.equals_exact(got[handled], want[handled], tolerance=0).all()
     assert np.array_equal(areas, want_areas, equal_nan=True)
+
+
+def test_the_compiled_kernel_lets_other_threads_run():
+    # a million small squares: the call lasts a good fraction of a second
+    n = 1_000_000
+    square = np.array([[110.0, 19.0], [110.001, 19.0], [110.001, 19.001], [110.0, 19.001], [110.0, 19.0]])
+    xy = np.tile(square, (n, 1))
+    offsets = np.arange(0, 5 * n + 1, 5, dtype=np.int64)
+    counts = np.arange(n + 1, dtype=np.int64)
+    kernel = convexclip.kernel()
+    done = threading.Event()
+    seconds = []
+
+    def measure():
+        start = time.perf_counter()
+        kernel.ragged_areas(xy, offsets, counts, counts)
+        seconds.append(time.perf_counter() - start)
+        done.set()
+
+    worker = threading.Thread(target=measure)
+    # this thread notes the time every millisecond or so: a kernel holding the GIL stops it for the whole call
+    last, longest_gap = time.perf_counter(), 0.0
+    worker.start()
+    while True:
+        time.sleep(0.001)
+        now = time.perf_counter()
+        longest_gap, last = max(longest_gap, now - last), now
+        if done.is_set():
+            break
+    worker.join()
+    assert seconds[0] > 0.2
+    assert longest_gap < seconds[0] / 2, "the kernel held the GIL while it ran"
