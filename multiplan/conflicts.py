@@ -7,15 +7,16 @@ Coverage findings come from each load's quality check.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
-import rasterio.features
 import shapely
 import shapely.geometry
 
@@ -27,7 +28,6 @@ from multiplan.crs import (
     geodesic_length,
     transformer,
 )
-from multiplan.io import Raster
 from multiplan.overlay import (
     differences_from_union,
     intersecting_pairs,
@@ -40,6 +40,9 @@ from multiplan.rules import ClassFilter, RuleSpec
 from multiplan.rules.priority import Priority
 from multiplan.rules.spec import RuleSide
 from multiplan.specs import LAYER_IDS
+
+if TYPE_CHECKING:  # multiplan.io loads GDAL (pyogrio): not needed to detect
+    from multiplan.io import Raster
 
 PATCH_COLUMNS = ("rule", "rule_version", "severity", "layer_a", "version_a", "feature_a", "class_a",
                  "orig_a", "zone_a", "layer_b", "version_b", "feature_b", "class_b", "orig_b", "zone_b", "xzqdm",
@@ -139,16 +142,24 @@ def slope_degrees(raster: Raster) -> np.ndarray:
     return np.degrees(np.arctan(np.hypot(gx, gy)))
 
 
-# rasterio.features.shapes hides this warning about its own scratch raster with catch_warnings, which is not
-# thread-safe: when site checks run on several threads it leaks, though the shapes are right (checked)
-warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning, module=r"rasterio\.features")
+@functools.cache
+def _rasterio_features() -> ModuleType:
+    """rasterio (and GDAL under it) loads only for raster rules: vector detection runs without them."""
+    import rasterio.errors
+    import rasterio.features
+
+    # rasterio.features.shapes hides this warning about its own scratch raster with catch_warnings, which is
+    # not thread-safe: when site checks run on several threads it leaks, though the shapes are right (checked)
+    warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning, module=r"rasterio\.features")
+    return rasterio.features
 
 
 def slope_areas(raster: Raster, above_deg: float) -> np.ndarray:
     """Polygons (lon/lat) of the cells whose slope (central differences) exceeds ``above_deg``."""
+    features = _rasterio_features()
     steep = slope_degrees(raster) > above_deg
     shapes = [shapely.geometry.shape(g) for g, v in
-              rasterio.features.shapes(steep.astype("uint8"), mask=steep, transform=raster.transform) if v == 1]
+              features.shapes(steep.astype("uint8"), mask=steep, transform=raster.transform) if v == 1]
     if not shapes:
         return np.array([], dtype=object)
     return _project(np.array(shapes, dtype=object), raster.crs, STORAGE_CRS)

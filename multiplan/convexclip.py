@@ -169,8 +169,12 @@ def _single_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def suitable_guests(geoms: np.ndarray) -> np.ndarray:
     """Which geometries the kernel takes as the small side: convex polygons (or multipolygons of one such
     part) without holes, at most MAX_WINDOW vertices."""
-    xy, offsets = _single_rings(np.asarray(geoms, dtype=object))
-    return kernel().convex_rings(xy, offsets)  # a ring of no coordinates is not convex
+    geoms = np.asarray(geoms, dtype=object)
+    # a cell comes once per polygon it meets: look at each one once
+    ids = np.fromiter((id(g) for g in geoms), dtype=np.int64, count=len(geoms))
+    _, first, which = np.unique(ids, return_index=True, return_inverse=True)
+    xy, offsets = _single_rings(geoms[first])
+    return kernel().convex_rings(xy, offsets)[which.ravel()]  # a ring of no coordinates is not convex
 
 
 def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
@@ -195,33 +199,35 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
     h_xy, r_off, r_shell, h_lo, h_hi = _ragged_rings(unique_hosts)
     compiled = kernel()
     boxes, run_off = compiled.run_boxes(h_xy, r_off)
-    # each guest's ring (an empty guest, or one of several rings, has none: its pair goes to GEOS)
-    g_xy, g_off = _single_rings(guests)
-    g_lo, g_hi = g_off[:-1], g_off[1:]
     pair_host = pair_host.astype(np.int64)
 
-    def one(span: tuple[int, int]) -> tuple:
+    def one(span: tuple[int, int]) -> None:
+        """Clip, measure and build one slice of the pairs; its buffers go as soon as its pieces exist."""
         lo, hi = span
-        result = compiled.clip_pairs(g_xy, g_lo[lo:hi], g_hi[lo:hi], pair_host[lo:hi], h_lo, h_hi, r_off, r_shell, h_xy,
-                            boxes, run_off)
-        return *result, compiled.ragged_areas(*result[1:5])
-
-    bounds = np.linspace(0, n, max(1, chunks) + 1).astype(int)
-    spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-    results = list(pool.map(one, spans)) if pool is not None and len(spans) > 1 else [one(s) for s in spans]
-    for (lo, hi), (status, xy, ring_off, poly_off, geom_off, several, measured) in zip(spans, results,
-                                                                                       strict=True):
+        # each guest's ring (an empty guest, or one of several rings, has none: its pair goes to GEOS)
+        g_xy, g_off = _single_rings(guests[lo:hi])
+        status, xy, ring_off, poly_off, geom_off, several = compiled.clip_pairs(
+            g_xy, g_off[:-1], g_off[1:], pair_host[lo:hi], h_lo, h_hi, r_off, r_shell, h_xy, boxes, run_off)
+        measured = compiled.ragged_areas(xy, ring_off, poly_off, geom_off)
         built = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, xy, (ring_off, poly_off, geom_off))
-        piece = out[lo:hi]
         suspect = np.flatnonzero((status == NEW) & several)
         status[suspect[~shapely.is_valid(built[suspect])]] = FALLBACK  # rings touching inside the cell
+        piece = out[lo:hi]  # slices of the results: every span writes its own
         new = status == NEW
         piece[new] = built[new]
         areas[lo:hi][new] = measured[new]
         areas[lo:hi][status == EMPTY] = 0.0
         inside = status == GUEST_INSIDE
         piece[inside] = guests[lo:hi][inside]
-        empty = status == EMPTY
-        piece[empty] = shapely.MultiPolygon()
+        piece[status == EMPTY] = shapely.MultiPolygon()
         handled[lo:hi] = status != FALLBACK
+
+    bounds = np.linspace(0, n, max(1, chunks) + 1).astype(int)
+    spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    if pool is not None and len(spans) > 1:
+        for _ in pool.map(one, spans):  # raises a span's error, if any
+            pass
+    else:
+        for span in spans:
+            one(span)
     return out, handled, areas
