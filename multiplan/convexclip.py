@@ -59,6 +59,8 @@ RUN = 32
 # The kernel's limits; beyond them a pair goes to GEOS.
 MAX_WINDOW = 64
 MAX_CHAINS = 256
+# Host vertices taken apart at a time (bounds the copies made on the way).
+HOST_SLICE_VERTICES = 200_000
 
 _KERNEL_SOURCE = Path(__file__).with_name("clipkernel.py")
 _loading = threading.Lock()
@@ -152,6 +154,32 @@ def _ragged_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 
+def _host_rings(hosts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_ragged_rings` of the hosts oriented (shells counter-clockwise, holes clockwise), taken a
+    slice of about HOST_SLICE_VERTICES at a time: orienting and taking apart every big polygon at once
+    would copy them all twice over."""
+    counts = shapely.get_num_coordinates(hosts)
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.unique(np.searchsorted(ends, np.arange(HOST_SLICE_VERTICES, total, HOST_SLICE_VERTICES), side="right"))
+    xy = np.empty((total, 2))
+    ring_off, is_shell, first, end = [np.zeros(1, dtype=np.int64)], [], [], []
+    n_xy = n_rings = 0
+    for part in np.split(np.arange(len(hosts)), cuts):
+        if not len(part):
+            continue
+        p_xy, p_ring_off, p_shell, p_first, p_end = _ragged_rings(shapely.orient_polygons(hosts[part]))
+        xy[n_xy:n_xy + len(p_xy)] = p_xy
+        ring_off.append(p_ring_off[1:] + n_xy)
+        is_shell.append(p_shell)
+        first.append(p_first + n_rings)
+        end.append(p_end + n_rings)
+        n_xy += len(p_xy)
+        n_rings += len(p_ring_off) - 1
+    return (xy[:n_xy], np.concatenate(ring_off), np.concatenate(is_shell or [np.zeros(0, dtype=np.bool_)]),
+            np.concatenate(first or [np.zeros(0, dtype=np.int64)]), np.concatenate(end or [np.zeros(0, dtype=np.int64)]))
+
+
 def _single_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of each geometry's one ring, and where each geometry's start: polygons without holes, or
     multipolygons of one such part (as plans are stored). Any other geometry gets no coordinates."""
@@ -195,8 +223,7 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
     # hosts come by the thousand per big polygon: extract each one once
     ids = np.fromiter((id(h) for h in hosts), dtype=np.int64, count=n)
     _, first, pair_host = np.unique(ids, return_index=True, return_inverse=True)
-    unique_hosts = shapely.orient_polygons(hosts[first])  # shells counter-clockwise, holes clockwise
-    h_xy, r_off, r_shell, h_lo, h_hi = _ragged_rings(unique_hosts)
+    h_xy, r_off, r_shell, h_lo, h_hi = _host_rings(hosts[first])
     compiled = kernel()
     boxes, run_off = compiled.run_boxes(h_xy, r_off)
     pair_host = pair_host.astype(np.int64)
