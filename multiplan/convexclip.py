@@ -220,34 +220,36 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
     areas = np.full(n, np.nan)
     if not n:
         return out, handled, areas
-    # hosts come by the thousand per big polygon: extract each one once
+    # hosts come by the thousand per big polygon: each slice of the pairs takes apart only its own hosts
     ids = np.fromiter((id(h) for h in hosts), dtype=np.int64, count=n)
     _, first, pair_host = np.unique(ids, return_index=True, return_inverse=True)
-    h_xy, r_off, r_shell, h_lo, h_hi = _host_rings(hosts[first])
+    unique_hosts = hosts[first]
+    pair_host = pair_host.ravel().astype(np.int64)
+    order = np.argsort(pair_host, kind="stable")  # pairs in host order: a slice meets few hosts
     compiled = kernel()
-    boxes, run_off = compiled.run_boxes(h_xy, r_off)
-    pair_host = pair_host.astype(np.int64)
 
     def one(span: tuple[int, int]) -> None:
         """Clip, measure and build one slice of the pairs; its buffers go as soon as its pieces exist."""
-        lo, hi = span
+        pairs = order[span[0]:span[1]]
+        slice_host = pair_host[pairs]
+        h0 = slice_host[0]
+        h_xy, r_off, r_shell, h_lo, h_hi = _host_rings(unique_hosts[h0:slice_host[-1] + 1])
+        boxes, run_off = compiled.run_boxes(h_xy, r_off)
         # each guest's ring (an empty guest, or one of several rings, has none: its pair goes to GEOS)
-        g_xy, g_off = _single_rings(guests[lo:hi])
+        g_xy, g_off = _single_rings(guests[pairs])
         status, xy, ring_off, poly_off, geom_off, several = compiled.clip_pairs(
-            g_xy, g_off[:-1], g_off[1:], pair_host[lo:hi], h_lo, h_hi, r_off, r_shell, h_xy, boxes, run_off)
+            g_xy, g_off[:-1], g_off[1:], slice_host - h0, h_lo, h_hi, r_off, r_shell, h_xy, boxes, run_off)
         measured = compiled.ragged_areas(xy, ring_off, poly_off, geom_off)
         built = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, xy, (ring_off, poly_off, geom_off))
         suspect = np.flatnonzero((status == NEW) & several)
         status[suspect[~shapely.is_valid(built[suspect])]] = FALLBACK  # rings touching inside the cell
-        piece = out[lo:hi]  # slices of the results: every span writes its own
-        new = status == NEW
-        piece[new] = built[new]
-        areas[lo:hi][new] = measured[new]
-        areas[lo:hi][status == EMPTY] = 0.0
-        inside = status == GUEST_INSIDE
-        piece[inside] = guests[lo:hi][inside]
-        piece[status == EMPTY] = shapely.MultiPolygon()
-        handled[lo:hi] = status != FALLBACK
+        new, inside, empty = status == NEW, status == GUEST_INSIDE, status == EMPTY
+        out[pairs[new]] = built[new]  # every slice writes its own pairs
+        out[pairs[inside]] = guests[pairs[inside]]
+        out[pairs[empty]] = shapely.MultiPolygon()
+        areas[pairs[new]] = measured[new]
+        areas[pairs[empty]] = 0.0
+        handled[pairs] = status != FALLBACK
 
     bounds = np.linspace(0, n, max(1, chunks) + 1).astype(int)
     spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
