@@ -158,7 +158,11 @@ def test_ellipsoidal_areas_in_chunks_equal_one_pass(monkeypatch):
     geoms = np.array([shapely.box(110 + i / 100, 19, 110.005 + i / 100, 19.004) for i in range(7)]
                      + [shapely.Point(110, 19), None], dtype=object)
     whole = crs.ellipsoidal_area(geoms)
-    monkeypatch.setattr(crs, "AREA_CHUNK", 2)
+    ring_table = crs.ring_table
+    tables = []
+    monkeypatch.setattr(crs, "ring_table", lambda chunk: tables.append(len(chunk)) or ring_table(chunk))
+    monkeypatch.setattr(crs, "AREA_CHUNK_VERTICES", 7)  # a box has 5 vertices: one or two per chunk
     chunked = crs.ellipsoidal_area(geoms)
+    assert len(tables) >= 4 and sum(tables) == len(geoms)
     assert len(chunked) == len(geoms) and (chunked == whole).all()
     assert (whole[:7] > 2e5).all() and whole[7] == 0 and whole[8] == 0
