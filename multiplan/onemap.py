@@ -20,6 +20,8 @@ from multiplan.rules import load_rules
 from multiplan.rules.spec import ClassFilter
 
 NODING_GRID_DEG = 1e-9
+# From this many polygons on (several tiles' worth), tiles are polygonised in worker processes.
+PROCESS_MIN_FEATURES = 40_000
 SEVERITY_ORDER = ("forbidden", "major", "conditional", "notice")
 _CONSTRUCTION = ClassFilter(groups=("construction",))
 _NON_CONSTRUCTION = ClassFilter(groups=("non_construction",))
@@ -103,15 +105,19 @@ def _rules_broken(n_faces: int, face_idx: np.ndarray, rules: np.ndarray, ranks: 
     return rule_column, severity
 
 
+def _polygonise(parts: np.ndarray) -> np.ndarray:
+    """The faces of one tile's polygons: every boundary noded against every other, then polygonised."""
+    lines = shapely.union_all(shapely.boundary(parts), grid_size=NODING_GRID_DEG)
+    return shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+
+
 def _faces(geoms: np.ndarray, progress: Callable[[str, int, int], None] | None) -> np.ndarray:
     """The faces of the overlay of ``geoms``, tile by tile: inside a tile, every boundary noded against
     every other on a 1e-9° (0.1 mm) grid (robust where plans nearly coincide) and polygonised; faces
     crossing a tile edge are cut there."""
-    def polygonise(parts: np.ndarray) -> np.ndarray:
-        lines = shapely.union_all(shapely.boundary(parts), grid_size=NODING_GRID_DEG)
-        return shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-
-    found = by_tile(geoms, polygonise, progress=(lambda i, n: progress("one_map", i, n)) if progress else None)
+    # GEOS's polygonizer holds the GIL: a map of several tiles is built in worker processes
+    found = by_tile(geoms, _polygonise, progress=(lambda i, n: progress("one_map", i, n)) if progress else None,
+                    processes=len(geoms) >= PROCESS_MIN_FEATURES)
     return np.concatenate(found) if found else np.zeros(0, dtype=object)
 
 

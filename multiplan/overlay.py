@@ -16,9 +16,11 @@ A pair GEOS refuses is retried on a ~1 mm grid; a pair that still fails is repor
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import shapely
@@ -307,10 +309,13 @@ def tile_grid(geoms: np.ndarray, per_tile: int = 0) -> np.ndarray:
 
 
 def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: int = 0,
-            progress: Callable[[int, int], None] | None = None) -> list:
+            progress: Callable[[int, int], None] | None = None, processes: bool = False) -> list:
     """``work`` on the polygons of each tile of a grid over them, cut exactly to the tile (so neighbouring
     tiles agree on their shared edge), tiles on every core; the results in tile order. Overlaying a whole
-    province at once costs more than linear time and memory; tile by tile it does not."""
+    province at once costs more than linear time and memory; tile by tile it does not.
+
+    ``processes``: run ``work`` (a module-level function) in worker processes rather than threads, for work
+    that holds the GIL (GEOS's polygonizer does)."""
     geoms = np.asarray(geoms, dtype=object)
     if not len(geoms):
         return []
@@ -318,7 +323,7 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
     tree = shapely.STRtree(geoms)
     bounds = shapely.bounds(geoms)
 
-    def one(tile: shapely.Polygon) -> object:
+    def parts_of(tile: shapely.Polygon) -> np.ndarray:
         idx = tree.query(tile)
         tx0, ty0, tx1, ty1 = tile.bounds
         b = bounds[idx]
@@ -326,11 +331,25 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
         parts = geoms[idx].copy()
         # what merely touches the tile drops out
         parts[~inside] = polygonal_parts(shapely.intersection(parts[~inside], tile))
-        return work(parts[~shapely.is_empty(parts)])
+        return parts[~shapely.is_empty(parts)]
 
     out = []
+    if processes and len(tiles) > 1 and threads() > 1:
+        with ProcessPoolExecutor(threads(), mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending: deque = deque()
+            for tile in tiles:  # a few tiles in flight: their parts travel pickled
+                pending.append(pool.submit(work, parts_of(tile)))
+                while len(pending) > 2 * threads():
+                    out.append(pending.popleft().result())
+                    if progress:
+                        progress(len(out), len(tiles))
+            while pending:
+                out.append(pending.popleft().result())
+                if progress:
+                    progress(len(out), len(tiles))
+        return out
     with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL
-        for i, result in enumerate(pool.map(one, tiles)):
+        for i, result in enumerate(pool.map(lambda tile: work(parts_of(tile)), tiles)):
             out.append(result)
             if progress:
                 progress(i + 1, len(tiles))

@@ -123,3 +123,21 @@ def test_each_face_lists_the_rules_it_breaks_sorted_and_its_worst_severity():
     assert rule_column[0] == ",".join(f"r{i:02d}" for i in range(70)) and severity[0] == SEVERITY_ORDER[3]
     assert rule_column[1] is None and severity[1] is None and rule_column[3] is None
     assert rule_column[2] == "r01,r05,r69" and severity[2] == SEVERITY_ORDER[1]
+
+
+def test_tiles_polygonised_in_worker_processes_give_the_same_faces(demo_store, monkeypatch):
+    from multiplan import onemap, overlay
+
+    frames = {v.layer: demo_store.read_features(v.layer, v.version) for v in demo_store.versions()}
+    monkeypatch.setattr(overlay, "TILE_FEATURES", 40)  # a few dozen tiles
+    monkeypatch.setattr(overlay, "threads", lambda: 2)
+    in_threads = build_one_map(frames)
+    calls = []
+    by_tile = overlay.by_tile
+    monkeypatch.setattr(onemap, "by_tile", lambda *a, **k: calls.append(k["processes"]) or by_tile(*a, **k))
+    monkeypatch.setattr(onemap, "PROCESS_MIN_FEATURES", 0)
+    in_processes = build_one_map(frames)
+    assert calls == [True]
+    assert len(in_processes) == len(in_threads) > 100
+    assert shapely.equals_exact(in_processes.geometry.values, in_threads.geometry.values, tolerance=0).all()
+    assert in_processes.drop(columns="geometry").equals(in_threads.drop(columns="geometry"))
