@@ -59,8 +59,6 @@ RUN = 32
 # The kernel's limits; beyond them a pair goes to GEOS.
 MAX_WINDOW = 64
 MAX_CHAINS = 256
-# Host vertices taken apart at a time (bounds the copies made on the way).
-HOST_SLICE_VERTICES = 200_000
 
 _KERNEL_SOURCE = Path(__file__).with_name("clipkernel.py")
 _loading = threading.Lock()
@@ -153,35 +151,16 @@ def _ragged_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
             geom_rings[:-1].astype(np.int64), geom_rings[1:].astype(np.int64))
 
 
-
-def _host_rings(hosts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_ragged_rings` of the hosts oriented (shells counter-clockwise, holes clockwise), taken a
-    slice of about HOST_SLICE_VERTICES at a time: orienting and taking apart every big polygon at once
-    would copy them all twice over."""
-    counts = shapely.get_num_coordinates(hosts)
-    ends = np.cumsum(counts)
-    total = int(ends[-1]) if len(ends) else 0
-    cuts = np.unique(np.searchsorted(ends, np.arange(HOST_SLICE_VERTICES, total, HOST_SLICE_VERTICES), side="right"))
-    xy = np.empty((total, 2))
-    ring_off, is_shell, first, end = [np.zeros(1, dtype=np.int64)], [], [], []
-    n_xy = n_rings = 0
-    for part in np.split(np.arange(len(hosts)), cuts):
-        if not len(part):
-            continue
-        p_xy, p_ring_off, p_shell, p_first, p_end = _ragged_rings(shapely.orient_polygons(hosts[part]))
-        xy[n_xy:n_xy + len(p_xy)] = p_xy
-        ring_off.append(p_ring_off[1:] + n_xy)
-        is_shell.append(p_shell)
-        first.append(p_first + n_rings)
-        end.append(p_end + n_rings)
-        n_xy += len(p_xy)
-        n_rings += len(p_ring_off) - 1
-    return (xy[:n_xy], np.concatenate(ring_off), np.concatenate(is_shell or [np.zeros(0, dtype=np.bool_)]),
-            np.concatenate(first or [np.zeros(0, dtype=np.int64)]), np.concatenate(end or [np.zeros(0, dtype=np.int64)]))
+def _by_identity(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first position of each distinct geometry object, and each position's index among them: a cell or
+    a big polygon comes once per pair it is in."""
+    ids = np.fromiter((id(g) for g in geoms), dtype=np.int64, count=len(geoms))
+    _, first, which = np.unique(ids, return_index=True, return_inverse=True)
+    return first, which.ravel().astype(np.int64)
 
 
 def _single_rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates of each geometry's one ring, and where each geometry's start: polygons without holes, or
+    """Coordinates of each geometry's one ring, and where each geometry's coordinates start: polygons without holes, or
     multipolygons of one such part (as plans are stored). Any other geometry gets no coordinates."""
     types = shapely.get_type_id(geoms)
     one = ((types == 3) | ((types == 6) & (shapely.get_num_geometries(geoms) == 1))) & ~shapely.is_empty(geoms)
@@ -198,11 +177,9 @@ def suitable_guests(geoms: np.ndarray) -> np.ndarray:
     """Which geometries the kernel takes as the small side: convex polygons (or multipolygons of one such
     part) without holes, at most MAX_WINDOW vertices."""
     geoms = np.asarray(geoms, dtype=object)
-    # a cell comes once per polygon it meets: look at each one once
-    ids = np.fromiter((id(g) for g in geoms), dtype=np.int64, count=len(geoms))
-    _, first, which = np.unique(ids, return_index=True, return_inverse=True)
+    first, which = _by_identity(geoms)  # each cell looked at once
     xy, offsets = _single_rings(geoms[first])
-    return kernel().convex_rings(xy, offsets)[which.ravel()]  # a ring of no coordinates is not convex
+    return kernel().convex_rings(xy, offsets)[which]  # a ring of no coordinates is not convex
 
 
 def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
@@ -221,10 +198,8 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
     if not n:
         return out, handled, areas
     # hosts come by the thousand per big polygon: each slice of the pairs takes apart only its own hosts
-    ids = np.fromiter((id(h) for h in hosts), dtype=np.int64, count=n)
-    _, first, pair_host = np.unique(ids, return_index=True, return_inverse=True)
+    first, pair_host = _by_identity(hosts)
     unique_hosts = hosts[first]
-    pair_host = pair_host.ravel().astype(np.int64)
     order = np.argsort(pair_host, kind="stable")  # pairs in host order: a slice meets few hosts
     compiled = kernel()
 
@@ -233,7 +208,8 @@ def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,
         pairs = order[span[0]:span[1]]
         slice_host = pair_host[pairs]
         h0 = slice_host[0]
-        h_xy, r_off, r_shell, h_lo, h_hi = _host_rings(unique_hosts[h0:slice_host[-1] + 1])
+        # shells counter-clockwise, holes clockwise
+        h_xy, r_off, r_shell, h_lo, h_hi = _ragged_rings(shapely.orient_polygons(unique_hosts[h0:slice_host[-1] + 1]))
         boxes, run_off = compiled.run_boxes(h_xy, r_off)
         # each guest's ring (an empty guest, or one of several rings, has none: its pair goes to GEOS)
         g_xy, g_off = _single_rings(guests[pairs])

@@ -94,8 +94,8 @@ def _rules_broken(n_faces: int, face_idx: np.ndarray, rules: np.ndarray, ranks: 
     np.bitwise_or.at(words, (face_idx, code // 64), np.left_shift(np.uint64(1), (code % 64).astype(np.uint64)))
     hit = np.flatnonzero(words.any(axis=1))
     sets, which = np.unique(words[hit], axis=0, return_inverse=True)
-    labels = np.array([",".join(names[[i for i in range(len(names)) if row[i // 64] >> np.uint64(i % 64) & np.uint64(1)]])
-                       for row in sets], dtype=object)
+    bits = np.unpackbits(sets.astype("<u8").view(np.uint8), axis=1, bitorder="little")  # bit i: rule i
+    labels = np.array([",".join(names[np.flatnonzero(row)]) for row in bits], dtype=object)
     rule_column = np.full(n_faces, None, dtype=object)
     rule_column[hit] = labels[which.ravel()]
     rank = np.full(n_faces, len(SEVERITY_ORDER), dtype=np.int64)

@@ -33,7 +33,7 @@ CLIP_RATIO = 4
 # Below this many pairs the thread pool costs more than it saves.
 THREADED_MIN_PAIRS = 2_000
 # From this many pairs of a convex cell and a polygon several times its size on, the pairs go to the compiled
-# kernel (multiplan.convexclip): loading it costs some 0.5 s, which site checks and small overlays never repay.
+# kernel (multiplan.convexclip): site checks and small overlays gain nothing, and never trigger its one-off build.
 KERNEL_MIN_PAIRS = 2_000
 # Features per tile, about, when a whole layer is overlaid at once: bounds the cost and memory of noding.
 TILE_FEATURES = 20_000
@@ -333,26 +333,25 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
         parts[~inside] = polygonal_parts(shapely.intersection(parts[~inside], tile))
         return parts[~shapely.is_empty(parts)]
 
+    def results():
+        if processes and len(tiles) > 1 and threads() > 1:
+            with ProcessPoolExecutor(threads(), mp_context=multiprocessing.get_context("spawn")) as pool:
+                pending: deque = deque()
+                for tile in tiles:  # a few tiles in flight: their parts travel pickled
+                    pending.append(pool.submit(work, parts_of(tile)))
+                    if len(pending) > 2 * threads():
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+        else:
+            with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL
+                yield from pool.map(lambda tile: work(parts_of(tile)), tiles)
+
     out = []
-    if processes and len(tiles) > 1 and threads() > 1:
-        with ProcessPoolExecutor(threads(), mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending: deque = deque()
-            for tile in tiles:  # a few tiles in flight: their parts travel pickled
-                pending.append(pool.submit(work, parts_of(tile)))
-                while len(pending) > 2 * threads():
-                    out.append(pending.popleft().result())
-                    if progress:
-                        progress(len(out), len(tiles))
-            while pending:
-                out.append(pending.popleft().result())
-                if progress:
-                    progress(len(out), len(tiles))
-        return out
-    with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL
-        for i, result in enumerate(pool.map(lambda tile: work(parts_of(tile)), tiles)):
-            out.append(result)
-            if progress:
-                progress(i + 1, len(tiles))
+    for result in results():
+        out.append(result)
+        if progress:
+            progress(len(out), len(tiles))
     return out
 
 
