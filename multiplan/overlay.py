@@ -314,8 +314,8 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
     tiles agree on their shared edge), tiles on every core; the results in tile order. Overlaying a whole
     province at once costs more than linear time and memory; tile by tile it does not.
 
-    ``processes``: run ``work`` (a module-level function) in worker processes rather than threads, for work
-    that holds the GIL (GEOS's polygonizer does)."""
+    ``processes``: run ``work`` (a module-level function returning an array of geometries) in worker processes
+    rather than threads, for work that holds the GIL (GEOS's polygonizer does)."""
     geoms = np.asarray(geoms, dtype=object)
     if not len(geoms):
         return []
@@ -337,12 +337,12 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
         if processes and len(tiles) > 1 and threads() > 1:
             with ProcessPoolExecutor(threads(), mp_context=multiprocessing.get_context("spawn")) as pool:
                 pending: deque = deque()
-                for tile in tiles:  # a few tiles in flight: their parts travel pickled
-                    pending.append(pool.submit(work, parts_of(tile)))
+                for tile in tiles:  # a few tiles in flight: their parts travel as WKB
+                    pending.append(pool.submit(_on_wkb, work, shapely.to_wkb(parts_of(tile))))
                     if len(pending) > 2 * threads():
-                        yield pending.popleft().result()
+                        yield shapely.from_wkb(pending.popleft().result())
                 while pending:
-                    yield pending.popleft().result()
+                    yield shapely.from_wkb(pending.popleft().result())
         else:
             with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL
                 yield from pool.map(lambda tile: work(parts_of(tile)), tiles)
@@ -353,6 +353,12 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
         if progress:
             progress(len(out), len(tiles))
     return out
+
+
+def _on_wkb(work: Callable[[np.ndarray], np.ndarray], wkb: np.ndarray) -> np.ndarray:
+    """``work`` in a worker process, its geometries in and out as arrays of WKB: pickled one by one,
+    geometries cost several times the vectorised conversion."""
+    return shapely.to_wkb(work(shapely.from_wkb(wkb)))
 
 
 def union_area(geoms: np.ndarray, measure: Callable[[np.ndarray], np.ndarray]) -> float:
