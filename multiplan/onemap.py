@@ -15,7 +15,7 @@ import pandas as pd
 import shapely
 
 from multiplan.crs import SQM_PER_HA, STORAGE_CRS, ellipsoidal_area
-from multiplan.overlay import by_tile
+from multiplan.overlay import by_tile, tree_query
 from multiplan.rules import load_rules
 from multiplan.rules.spec import ClassFilter
 
@@ -45,7 +45,7 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     # the points go in the tree and each plan's features query it: a prepared polygon tests many points fast
     point_tree = shapely.STRtree(points)
     for lid in layers:
-        feat_idx, face_idx = point_tree.query(frames[lid].geometry.values, predicate="contains")
+        feat_idx, face_idx = tree_query(point_tree, frames[lid].geometry.values, "contains")
         order = np.lexsort((feat_idx, face_idx))
         face_idx, feat_idx = face_idx[order], feat_idx[order]
         lead = np.r_[True, face_idx[1:] != face_idx[:-1]] if len(face_idx) else np.zeros(0, dtype=bool)
@@ -73,7 +73,7 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     columns["rules"] = np.full(len(faces), None, dtype=object)
     columns["severity"] = np.full(len(faces), None, dtype=object)
     if patches is not None and not patches.empty:
-        patch_idx, face_idx = point_tree.query(patches.geometry.values, predicate="contains")
+        patch_idx, face_idx = tree_query(point_tree, patches.geometry.values, "contains")
         kept = covered[face_idx]  # faces are numbered among the covered ones now
         patch_idx, face_idx = patch_idx[kept], (np.cumsum(covered) - 1)[face_idx[kept]]
         rank = patches["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}).to_numpy(dtype=np.int64)

@@ -136,25 +136,22 @@ def intersecting_pairs(a: np.ndarray, b: np.ndarray, exact: bool = True) -> tupl
     if not len(a) or not len(b):
         return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     if len(a) >= len(b):
-        right, left = _query(shapely.STRtree(a), b, exact)
+        right, left = tree_query(shapely.STRtree(a), b, "intersects" if exact else None)
     else:
-        left, right = _query(shapely.STRtree(b), a, exact)
+        left, right = tree_query(shapely.STRtree(b), a, "intersects" if exact else None)
     order = np.lexsort((right, left))
     return left[order], right[order]
 
 
-def _query(tree: shapely.STRtree, geoms: np.ndarray, exact: bool) -> np.ndarray:
-    """``tree.query(geoms, predicate="intersects")``, in interleaved chunks on the thread pool when there are
-    many: the predicate tests (each query geometry prepared on the fly) release the GIL. Without ``exact``,
-    the boxes only."""
-    if not exact:
-        return tree.query(geoms)
+def tree_query(tree: shapely.STRtree, geoms: np.ndarray, predicate: str | None = "intersects") -> np.ndarray:
+    """``tree.query(geoms, predicate=predicate)``, in interleaved chunks on the thread pool when there are
+    many: the predicate tests (each query geometry prepared on the fly) release the GIL."""
     workers = threads()
-    if workers == 1 or len(geoms) < 4 * workers or len(geoms) + len(tree) < THREADED_MIN_PAIRS:
-        return tree.query(geoms, predicate="intersects")
+    if predicate is None or workers == 1 or len(geoms) < 4 * workers or len(geoms) + len(tree) < THREADED_MIN_PAIRS:
+        return tree.query(geoms, predicate=predicate)
     chunks = [np.arange(i, len(geoms), workers * 4) for i in range(workers * 4)]
     with ThreadPoolExecutor(workers) as pool:
-        found = list(pool.map(lambda chunk: tree.query(geoms[chunk], predicate="intersects"), chunks))
+        found = list(pool.map(lambda chunk: tree.query(geoms[chunk], predicate=predicate), chunks))
     return np.concatenate([np.vstack([chunk[pairs[0]], pairs[1]]) for chunk, pairs in zip(chunks, found, strict=True)],
                           axis=1)
 
