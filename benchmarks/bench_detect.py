@@ -20,7 +20,8 @@ GEOS bound (STRtree intersects + shapely.intersection on exactly those pairs, 1 
 Every peer's output geometries are measured the same way (multiplan.crs.ellipsoidal_area); pairs are
 those with a polygonal intersection of positive area. "compute s" is timed inside the child around the
 peer's own work (not reading the parquet, not measuring the areas); ratios are on compute s. Before
-the clock starts every peer hands Arrow's cached reader buffers back, so no peak carries them.
+the clock starts every peer hands Arrow's cached reader buffers back, so no peak carries them; the
+Python peers read the parquet in batches of about 32 MB.
 """
 
 from __future__ import annotations
@@ -97,6 +98,19 @@ import numpy as np, shapely, geopandas as gpd
 from multiplan.crs import ellipsoidal_area
 work, tag = sys.argv[1], sys.argv[2]
 
+def read_parquet(path, columns=None):
+    # in batches of about 32 MB: read whole, the red lines' WKB, its Python bytes and the geometries
+    # would all be resident at once (4.2 GB at full province scale, more than any peer's work)
+    import pandas as pd, pyarrow.parquet as pq
+    pf = pq.ParquetFile(path)
+    size = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.num_row_groups))
+    rows = max(64, int(pf.metadata.num_rows * (32 << 20) / max(size, 1)))
+    frames, geoms = [], []
+    for batch in pf.iter_batches(batch_size=rows, columns=columns):
+        frames.append(batch.drop_columns(["geometry"]).to_pandas())
+        geoms.append(shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False)))
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry=np.concatenate(geoms), crs=4490)
+
 def start_clock():
     # Arrow's allocator keeps the parquet reader's freed buffers for a few seconds: a peer that starts
     # at once would carry them in its peak, a slow one not. Released here, every peak is the peer's own.
@@ -121,7 +135,7 @@ from multiplan.rules import load_rules
 rule = dataclasses.replace(load_rules()["farmland"], tolerance={})  # every positive-area patch, like the peers
 
 def store_frame(path, key):
-    f = gpd.read_parquet(path)
+    f = read_parquet(path)
     return gpd.GeoDataFrame({"feature_key": f[key].astype(str).to_numpy(), "ydyh_code": f["ydyh_code"].to_numpy(),
                              "orig_code": f["orig_code"].to_numpy(), "zone_code": None, "xzqdm": "469099",
                              "source_attributes": [{"BZ": "基准测试"}] * len(f)}, geometry=f.geometry.values, crs=4490)
@@ -135,8 +149,8 @@ finish(seconds, p["feature_a"].astype(int), p["feature_b"].astype(int), p.geomet
 """
 
 OVERLAY = PRELUDE + """
-a = gpd.read_parquet(f"{work}/a.parquet")[["aid", "geometry"]]
-b = gpd.read_parquet(f"{work}/b.parquet")[["bid", "geometry"]]
+a = read_parquet(f"{work}/a.parquet", ["aid", "geometry"])
+b = read_parquet(f"{work}/b.parquet", ["bid", "geometry"])
 t = start_clock()
 out = gpd.overlay(a, b, how="intersection")
 seconds = time.perf_counter() - t
@@ -146,8 +160,8 @@ finish(seconds, out["aid"], out["bid"], out.geometry.values)
 NAIVE = PRELUDE + """
 from concurrent.futures import ThreadPoolExecutor
 threads = int(sys.argv[3])
-a = gpd.read_parquet(f"{work}/a.parquet").geometry.values._data
-b = gpd.read_parquet(f"{work}/b.parquet").geometry.values._data
+a = read_parquet(f"{work}/a.parquet", ["geometry"]).geometry.values._data
+b = read_parquet(f"{work}/b.parquet", ["geometry"]).geometry.values._data
 t = start_clock()
 left, right = shapely.STRtree(b).query(a, predicate="intersects")
 if threads == 1:

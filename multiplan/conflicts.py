@@ -266,25 +266,36 @@ def _detect_raster(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions
                   {**frames, params["source"]: b}, versions)
 
 
+def _pick(column: pd.Series, idx: np.ndarray) -> Any:
+    """``column``'s values at ``idx`` (missing where -1) in the column's own storage: a patch frame has
+    hundreds of thousands of rows, and a Python string for each would cost more memory than its geometry."""
+    if isinstance(column.dtype, np.dtype):  # numpy-backed (object): None where missing, as stored
+        out = np.full(len(idx), None, dtype=object)
+        has = idx >= 0
+        out[has] = column.to_numpy()[idx[has]]
+        return out
+    return column.array.take(idx, allow_fill=True)
+
+
+def _layer_versions(layers: pd.Series, idx: np.ndarray, versions: dict[str, int]) -> list:
+    """The plan version of each picked feature's layer (None where missing)."""
+    codes, names = pd.factorize(layers)
+    per_layer = np.array([versions.get(name) for name in names] + [None], dtype=object)
+    return per_layer[np.where(idx >= 0, codes[np.maximum(idx, 0)] if len(codes) else -1, -1)].tolist()
+
+
 def _patches(rule: RuleSpec, a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, left: np.ndarray, right: np.ndarray,
              pieces: np.ndarray, areas: np.ndarray, keep: np.ndarray, versions: dict[str, int]) -> gpd.GeoDataFrame:
     li, ri = left[keep], right[keep]
-    has_b = ri >= 0
     rows = {
         "rule": rule.id, "rule_version": rule.version, "severity": rule.severity,
-        "layer_a": a["layer"].to_numpy()[li],
-        "version_a": [versions.get(x) for x in a["layer"].to_numpy()[li]],
-        "feature_a": a["feature_key"].to_numpy()[li], "class_a": a["ydyh_code"].to_numpy()[li],
-        "orig_a": a["orig_code"].to_numpy()[li], "zone_a": a["zone_code"].to_numpy()[li],
-        "layer_b": np.where(has_b, b["layer"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
-        "version_b": [versions.get(x) if h else None for x, h in
-                      zip(b["layer"].to_numpy()[np.maximum(ri, 0)] if len(b) else [None] * len(ri), has_b,
-                          strict=True)],
-        "feature_b": np.where(has_b, b["feature_key"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
-        "class_b": np.where(has_b, b["ydyh_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
-        "orig_b": np.where(has_b, b["orig_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
-        "zone_b": np.where(has_b, b["zone_code"].to_numpy()[np.maximum(ri, 0)] if len(b) else None, None),
-        "xzqdm": a["xzqdm"].to_numpy()[li], "status": "open",
+        "layer_a": _pick(a["layer"], li), "version_a": _layer_versions(a["layer"], li, versions),
+        "feature_a": _pick(a["feature_key"], li), "class_a": _pick(a["ydyh_code"], li),
+        "orig_a": _pick(a["orig_code"], li), "zone_a": _pick(a["zone_code"], li),
+        "layer_b": _pick(b["layer"], ri), "version_b": _layer_versions(b["layer"], ri, versions),
+        "feature_b": _pick(b["feature_key"], ri), "class_b": _pick(b["ydyh_code"], ri),
+        "orig_b": _pick(b["orig_code"], ri), "zone_b": _pick(b["zone_code"], ri),
+        "xzqdm": _pick(a["xzqdm"], li), "status": "open",
         "area_m2": areas[keep], "area_ha": areas[keep] / SQM_PER_HA, "area_mu": areas[keep] / SQM_PER_MU,
     }
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(PATCH_COLUMNS)),

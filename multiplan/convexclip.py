@@ -59,6 +59,8 @@ RUN = 32
 # The kernel's limits; beyond them a pair goes to GEOS.
 MAX_WINDOW = 64
 MAX_CHAINS = 256
+# Cells looked at per step by suitable_guests (each step clones their polygons).
+GUEST_CHUNK = 50_000
 
 _KERNEL_SOURCE = Path(__file__).with_name("clipkernel.py")
 _loading = threading.Lock()
@@ -178,8 +180,12 @@ def suitable_guests(geoms: np.ndarray) -> np.ndarray:
     part) without holes, at most MAX_WINDOW vertices."""
     geoms = np.asarray(geoms, dtype=object)
     first, which = _by_identity(geoms)  # each cell looked at once
-    xy, offsets = _single_rings(geoms[first])
-    return kernel().convex_rings(xy, offsets)[which]  # a ring of no coordinates is not convex
+    cells = geoms[first]
+    convex = np.zeros(len(cells), dtype=bool)
+    for lo in range(0, len(cells), GUEST_CHUNK):  # reading a part clones it: a bounded number at a time
+        xy, offsets = _single_rings(cells[lo:lo + GUEST_CHUNK])
+        convex[lo:lo + GUEST_CHUNK] = kernel().convex_rings(xy, offsets)  # a ring of no coordinates is not convex
+    return convex[which]
 
 
 def intersect(guests: np.ndarray, hosts: np.ndarray, chunks: int = 1,

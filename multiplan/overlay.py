@@ -35,6 +35,8 @@ THREADED_MIN_PAIRS = 2_000
 # From this many pairs of a convex cell and a polygon several times its size on, the pairs go to the compiled
 # kernel (multiplan.convexclip): site checks and small overlays gain nothing, and never trigger its one-off build.
 KERNEL_MIN_PAIRS = 2_000
+# Pairs per slice of the kernel's work, at most (but at least 16 slices per thread).
+KERNEL_SLICE_PAIRS = 8192
 # Features per tile, about, when a whole layer is overlaid at once: bounds the cost and memory of noding.
 TILE_FEATURES = 20_000
 
@@ -206,9 +208,12 @@ def _intersect_pairs(a: np.ndarray, b: np.ndarray, candidates: bool = False
         cand = cand[convexclip.suitable_guests(guest[cand])]
         if len(cand):
             workers = threads()
+            # slices of at most a few thousand pairs: each holds its hosts' coordinates and its pieces
+            # until they are built, and a big overlay's pieces run to gigabytes
+            slices = max(workers * 16, len(cand) // KERNEL_SLICE_PAIRS)
             try:
                 with ThreadPoolExecutor(workers) as pool:
-                    pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=workers * 16,
+                    pieces, handled, areas = convexclip.intersect(guest[cand], host[cand], chunks=slices,
                                                                   pool=pool)
             except (ValueError, ArithmeticError, IndexError):  # input the kernel did not foresee: GEOS does all
                 handled = np.zeros(len(cand), dtype=bool)
