@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -338,7 +339,8 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated peer names to leave out")
     parser.add_argument("--pg-url", help="use this PostGIS instead of a throwaway one")
     args = parser.parse_args()
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    # peer names hold ", " ("naive GEOS, 1 thread"): only a comma without a space after it separates
+    skip = {s.strip() for s in re.split(r",(?! )", args.skip) if s.strip()}
     with postgis(args.pg_url) as url:
         for which in args.sets.split(","):
             work = Path(tempfile.mkdtemp(prefix=f"multiplan-bench-detect-{which}-"))

@@ -266,9 +266,9 @@ def _detect_raster(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versions
                   {**frames, params["source"]: b}, versions)
 
 
-def _pick(column: pd.Series, idx: np.ndarray) -> Any:
-    """``column``'s values at ``idx`` (missing where -1) in the column's own storage: a patch frame has
-    hundreds of thousands of rows, and a Python string for each would cost more memory than its geometry."""
+def pick_values(column: pd.Series, idx: np.ndarray) -> Any:
+    """``column``'s values at ``idx`` (missing where -1) in the column's own storage: patch frames and
+    one maps have millions of rows, and a Python string for each costs more than its geometry."""
     if isinstance(column.dtype, np.dtype):  # numpy-backed (object): None where missing, as stored
         out = np.full(len(idx), None, dtype=object)
         has = idx >= 0
@@ -289,13 +289,13 @@ def _patches(rule: RuleSpec, a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, left: np.
     li, ri = left[keep], right[keep]
     rows = {
         "rule": rule.id, "rule_version": rule.version, "severity": rule.severity,
-        "layer_a": _pick(a["layer"], li), "version_a": _layer_versions(a["layer"], li, versions),
-        "feature_a": _pick(a["feature_key"], li), "class_a": _pick(a["ydyh_code"], li),
-        "orig_a": _pick(a["orig_code"], li), "zone_a": _pick(a["zone_code"], li),
-        "layer_b": _pick(b["layer"], ri), "version_b": _layer_versions(b["layer"], ri, versions),
-        "feature_b": _pick(b["feature_key"], ri), "class_b": _pick(b["ydyh_code"], ri),
-        "orig_b": _pick(b["orig_code"], ri), "zone_b": _pick(b["zone_code"], ri),
-        "xzqdm": _pick(a["xzqdm"], li), "status": "open",
+        "layer_a": pick_values(a["layer"], li), "version_a": _layer_versions(a["layer"], li, versions),
+        "feature_a": pick_values(a["feature_key"], li), "class_a": pick_values(a["ydyh_code"], li),
+        "orig_a": pick_values(a["orig_code"], li), "zone_a": pick_values(a["zone_code"], li),
+        "layer_b": pick_values(b["layer"], ri), "version_b": _layer_versions(b["layer"], ri, versions),
+        "feature_b": pick_values(b["feature_key"], ri), "class_b": pick_values(b["ydyh_code"], ri),
+        "orig_b": pick_values(b["orig_code"], ri), "zone_b": pick_values(b["zone_code"], ri),
+        "xzqdm": pick_values(a["xzqdm"], li), "status": "open",
         "area_m2": areas[keep], "area_ha": areas[keep] / SQM_PER_HA, "area_mu": areas[keep] / SQM_PER_MU,
     }
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=list(PATCH_COLUMNS)),

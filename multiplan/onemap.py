@@ -7,6 +7,7 @@ the plans exactly: their areas add up to the area of the union. Statistics per c
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import geopandas as gpd
@@ -14,8 +15,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from multiplan.conflicts import pick_values
 from multiplan.crs import SQM_PER_HA, STORAGE_CRS, ellipsoidal_area
-from multiplan.overlay import by_tile, tree_query
+from multiplan.overlay import by_tile, threads, tree_query
 from multiplan.rules import load_rules
 from multiplan.rules.spec import ClassFilter
 
@@ -39,7 +41,9 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
         cutting = patches["rule"].map(lambda r: kinds.get(r, "corridor")).isin(("corridor", "raster")).to_numpy()
         geoms = np.concatenate([geoms, np.asarray(patches.geometry.values[cutting], dtype=object)])
     faces = _faces(geoms, progress)
-    points = shapely.point_on_surface(faces)
+    with ThreadPoolExecutor(threads()) as pool:  # shapely releases the GIL
+        points = np.concatenate([np.zeros(0, dtype=object),
+                                 *pool.map(shapely.point_on_surface, np.array_split(faces, 4 * threads()))])
     # each face's feature in each plan (-1: none; where a plan's features overlap, the first)
     owner = {}
     # the points go in the tree and each plan's features query it: a prepared polygon tests many points fast
@@ -57,18 +61,18 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
         covered |= first >= 0
     # faces no plan covers (holes between plans) are dropped before any column is built
     faces, points = faces[covered], points[covered]
-    columns: dict[str, np.ndarray] = {}
-    admin = np.full(len(faces), None, dtype=object)
-    for lid in layers:
-        frame, first = frames[lid], owner.pop(lid)[covered]
-        has = first >= 0
+    columns: dict[str, Any] = {}
+    admin_from = np.full(len(faces), -1, dtype=np.int64)  # which layer gives each face its county
+    for i, lid in enumerate(layers):
+        first = owner[lid] = owner[lid][covered]
         for column, source in (("class", "ydyh_code"), ("orig", "orig_code"), ("zone", "zone_code"),
                                ("feature", "feature_key")):
-            values = np.full(len(faces), None, dtype=object)
-            values[has] = frame[source].to_numpy(dtype=object)[first[has]]
-            columns[f"{lid}_{column}"] = values
-        unset = has & np.equal(admin, None)
-        admin[unset] = frame["xzqdm"].to_numpy(dtype=object)[first[unset]]
+            columns[f"{lid}_{column}"] = pick_values(frames[lid][source], first)
+        admin_from[(admin_from < 0) & (first >= 0)] = i
+    admin = np.full(len(faces), None, dtype=object)
+    for i, lid in enumerate(layers):
+        mine = admin_from == i
+        admin[mine] = frames[lid]["xzqdm"].to_numpy(dtype=object)[owner.pop(lid)[mine]]
     columns["xzqdm"] = admin
     columns["rules"] = np.full(len(faces), None, dtype=object)
     columns["severity"] = np.full(len(faces), None, dtype=object)
