@@ -6,12 +6,13 @@ import csv
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import shapely
 
 from multiplan.cli.demo import SAMPLE_DIR
-from multiplan.conflicts import detect
+from multiplan.conflicts import detect, pick_values
 from multiplan.crs import ellipsoidal_area
 from multiplan.io import read_raster
 from multiplan.rules import load_rules
@@ -173,3 +174,16 @@ def test_a_pair_geos_cannot_overlay_is_unknown_needs_review_never_no_conflict():
     assert found.patches.empty
     assert found.unknown == [{"status": "unknown_needs_review", "layer_a": "overall", "feature_a": "K0",
                               "layer_b": "farmland", "feature_b": "F0"}]
+
+
+def test_picked_values_keep_their_storage_and_mark_missing_rows():
+    # patch frames and one maps take text columns without a Python string per row: Arrow strings stay
+    # Arrow strings, object columns stay objects with None (not NaN) where a row has no feature
+    idx = np.array([2, -1, 0])
+    codes = pd.Series(["0101", "0103", "0701"], dtype="str")
+    picked = pick_values(codes, idx)
+    assert not isinstance(picked, np.ndarray) and picked.dtype == codes.dtype
+    assert list(picked[[0, 2]]) == ["0701", "0101"] and pd.isna(picked[1])
+    zones = pd.Series(["A", None, "C"], dtype=object)
+    assert pick_values(zones, idx).tolist() == ["C", None, "A"]
+    assert pd.isna(pick_values(pd.Series([], dtype="str"), np.array([-1, -1]))).all()
