@@ -182,9 +182,10 @@ def suitable_guests(geoms: np.ndarray) -> np.ndarray:
     first, which = _by_identity(geoms)  # each cell looked at once
     cells = geoms[first]
     convex = np.zeros(len(cells), dtype=bool)
+    compiled = kernel()
     for lo in range(0, len(cells), GUEST_CHUNK):  # reading a part clones it: a bounded number at a time
         xy, offsets = _single_rings(cells[lo:lo + GUEST_CHUNK])
-        convex[lo:lo + GUEST_CHUNK] = kernel().convex_rings(xy, offsets)  # a ring of no coordinates is not convex
+        convex[lo:lo + GUEST_CHUNK] = compiled.convex_rings(xy, offsets)  # a ring of no coordinates is not convex
     return convex[which]
 
 

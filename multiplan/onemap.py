@@ -72,7 +72,7 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     admin = np.full(len(faces), None, dtype=object)
     for i, lid in enumerate(layers):
         mine = admin_from == i
-        admin[mine] = frames[lid]["xzqdm"].to_numpy(dtype=object)[owner.pop(lid)[mine]]
+        admin[mine] = np.asarray(pick_values(frames[lid]["xzqdm"], owner.pop(lid)[mine]), dtype=object)
     columns["xzqdm"] = admin
     columns["rules"] = np.full(len(faces), None, dtype=object)
     columns["severity"] = np.full(len(faces), None, dtype=object)
