@@ -1,4 +1,5 @@
-"""The compiled part of :mod:`multiplan.convexclip`: the clipping kernel itself, in numba.
+"""The compiled part of :mod:`multiplan.convexclip`: the clipping kernel itself, in numba (the one map's
+noding and faces, :mod:`multiplan.facekernel`, are compiled into the same module).
 
 At run time multiplan loads this kernel compiled ahead of time (``python -m multiplan.clipkernel`` builds
 it once per machine, or the first detection that needs it does): an ahead-of-time module needs neither
@@ -26,6 +27,12 @@ from multiplan.convexclip import (
     RUN,
 )
 from multiplan.crs import _E, _E2, _QP, _RQ2
+from multiplan.facekernel import (  # noqa: F401 (compiled into the same module)
+    insert_near_vertices,
+    interior_points,
+    planar_faces,
+    snap_round,
+)
 
 
 @njit(cache=True, nogil=True)
@@ -577,6 +584,10 @@ SIGNATURES = {
     "convex_rings": "b1[::1](f8[:,::1], i8[::1])",
     "clip_pairs": "Tuple((i1[:], f8[:,:], i8[:], i8[:], i8[:], b1[:]))(f8[:,::1], i8[::1], i8[::1], i8[::1], "
                   "i8[::1], i8[::1], i8[::1], b1[::1], f8[:,::1], f8[:,::1], i8[::1])",
+    "insert_near_vertices": "Tuple((f8[:], f8[:], i8[:]))(f8[::1], f8[::1], i8[::1], f8)",
+    "snap_round": "UniTuple(i8[:], 4)(i8[::1], i8[::1], i8[::1])",
+    "interior_points": "f8[:,:](f8[:,::1], i8[::1], i8[::1], i8)",
+    "planar_faces": "Tuple((i8[:], i8[:], i8[:], b1[:]))(i8[::1], i8[::1], i8[::1], i8[::1])",
 }
 
 

@@ -62,7 +62,7 @@ MAX_CHAINS = 256
 # Cells looked at per step by suitable_guests (each step clones their polygons).
 GUEST_CHUNK = 50_000
 
-_KERNEL_SOURCE = Path(__file__).with_name("clipkernel.py")
+_KERNEL_SOURCES = (Path(__file__).with_name("clipkernel.py"), Path(__file__).with_name("facekernel.py"))
 _loading = threading.Lock()
 _kernel: ModuleType | None = None
 
@@ -81,7 +81,7 @@ def _kernel_dir() -> Path:
 def _kernel_name() -> str:
     """The compiled module's name: it changes with the kernel's source and constants (here and in
     multiplan.crs), numba and Python."""
-    key = hashlib.sha256(_KERNEL_SOURCE.read_bytes())
+    key = hashlib.sha256(b"".join(source.read_bytes() for source in _KERNEL_SOURCES))
     key.update(repr((NEW, FALLBACK, GUEST_INSIDE, EMPTY, EPS_REL, EPS_ROUNDING, RUN, MAX_WINDOW, MAX_CHAINS,
                      crs._E, crs._E2, crs._QP, crs._RQ2)).encode())
     key.update(f"{importlib.metadata.version('numba')} {sys.version} {sys.platform}".encode())

@@ -7,8 +7,7 @@ the plans exactly: their areas add up to the area of the union. Statistics per c
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -16,14 +15,20 @@ import pandas as pd
 import shapely
 
 from multiplan.conflicts import pick_values
+from multiplan.convexclip import kernel
 from multiplan.crs import SQM_PER_HA, STORAGE_CRS, ellipsoidal_area
-from multiplan.overlay import by_tile, threads, tree_query
+from multiplan.overlay import by_tile, tree_query
 from multiplan.rules import load_rules
 from multiplan.rules.spec import ClassFilter
 
 NODING_GRID_DEG = 1e-9
-# From this many polygons on (several tiles' worth), tiles are polygonised in worker processes.
-PROCESS_MIN_FEATURES = 40_000
+NODING_SCALE = 1e9  # 1 / NODING_GRID_DEG, exactly
+# A vertex this near a segment (in grid steps) is put into it before rounding, as GEOS's noder does.
+NEAR_VERTEX_STEPS = 0.01
+# Tiles of the one map are at most this wide and high: in grid steps, below the kernel's 2**30.
+MAX_TILE_DEG = 1.0
+# Horizontal lines across each face where its inside point is sought.
+INTERIOR_LINES = 7
 SEVERITY_ORDER = ("forbidden", "major", "conditional", "notice")
 _CONSTRUCTION = ClassFilter(groups=("construction",))
 _NON_CONSTRUCTION = ClassFilter(groups=("non_construction",))
@@ -33,71 +38,86 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
                   progress: Callable[[str, int, int], None] | None = None) -> gpd.GeoDataFrame:
     """Faces of the planar overlay of the polygon ``frames`` with each plan's classes and the rules broken."""
     layers = [lid for lid, f in frames.items() if not f.empty and f.geom_type.str.contains("Polygon").all()]
-    geoms = np.concatenate([np.asarray(frames[lid].geometry.values, dtype=object) for lid in layers]
-                           or [np.zeros(0, dtype=object)])
+    plans = [np.asarray(frames[lid].geometry.values, dtype=object) for lid in layers]
+    starts = np.cumsum([0] + [len(p) for p in plans])  # layer i's features come at starts[i]:starts[i + 1]
+    geoms = np.concatenate(plans or [np.zeros(0, dtype=object)])
     if patches is not None and not patches.empty:  # corridors and slope areas cut faces of their own
         # (other patches are bounded by plan boundaries already noded)
         kinds = {rid: rule.kind for rid, rule in load_rules().items()}
         cutting = patches["rule"].map(lambda r: kinds.get(r, "corridor")).isin(("corridor", "raster")).to_numpy()
         geoms = np.concatenate([geoms, np.asarray(patches.geometry.values[cutting], dtype=object)])
-    faces = _faces(geoms, progress)
-    with ThreadPoolExecutor(threads()) as pool:  # shapely releases the GIL
-        points = np.concatenate([np.zeros(0, dtype=object),
-                                 *pool.map(shapely.point_on_surface, np.array_split(faces, 4 * threads()))])
-    # each face's feature in each plan (-1: none; where a plan's features overlap, the first)
-    owner = {}
-    # the points go in the tree and each plan's features query it: a prepared polygon tests many points fast
-    point_tree = shapely.STRtree(points)
-    for lid in layers:
-        feat_idx, face_idx = tree_query(point_tree, frames[lid].geometry.values, "contains")
-        order = np.lexsort((feat_idx, face_idx))
-        face_idx, feat_idx = face_idx[order], feat_idx[order]
-        lead = np.r_[True, face_idx[1:] != face_idx[:-1]] if len(face_idx) else np.zeros(0, dtype=bool)
-        first = np.full(len(faces), -1, dtype=np.int64)
-        first[face_idx[lead]] = feat_idx[lead]
-        owner[lid] = first
-    covered = np.zeros(len(faces), dtype=bool)
-    for first in owner.values():
-        covered |= first >= 0
-    # faces no plan covers (holes between plans) are dropped before any column is built
-    faces, points = faces[covered], points[covered]
+    found = by_tile(geoms, lambda parts, idx: _tile_faces(parts, idx, starts), indexed=True, max_size=MAX_TILE_DEG,
+                    progress=(lambda i, n: progress("one_map", i, n)) if progress else None)
+    faces = np.concatenate([np.zeros(0, dtype=object), *(t.faces for t in found)])
+    points = np.concatenate([np.zeros((0, 2)), *(t.points for t in found)])
+    areas = np.concatenate([np.zeros(0), *(t.areas for t in found)])
+    owners = np.concatenate([np.zeros((0, len(layers)), dtype=np.int64), *(t.owners for t in found)])
+    del found
     columns: dict[str, Any] = {}
-    admin_from = np.full(len(faces), -1, dtype=np.int64)  # which layer gives each face its county
     for i, lid in enumerate(layers):
-        first = owner[lid] = owner[lid][covered]
         for column, source in (("class", "ydyh_code"), ("orig", "orig_code"), ("zone", "zone_code"),
                                ("feature", "feature_key")):
-            columns[f"{lid}_{column}"] = pick_values(frames[lid][source], first)
-        admin_from[(admin_from < 0) & (first >= 0)] = i
-    admin = np.full(len(faces), None, dtype=object)
-    for i, lid in enumerate(layers):
-        mine = admin_from == i
-        admin[mine] = np.asarray(pick_values(frames[lid]["xzqdm"], owner.pop(lid)[mine]), dtype=object)
-    columns["xzqdm"] = admin
+            columns[f"{lid}_{column}"] = pick_values(frames[lid][source], owners[:, i])
+    # the county: from the first plan (in the frames' order) that covers the face
+    giver = np.argmax(owners >= 0, axis=1)
+    picked = owners[np.arange(len(owners)), giver]
+    counties = pd.concat([frames[lid]["xzqdm"] for lid in layers], ignore_index=True) if layers else pd.Series([])
+    columns["xzqdm"] = pick_values(counties, np.where(picked >= 0, starts[giver] + picked, -1))
+    del owners, giver, picked
     columns["rules"] = np.full(len(faces), None, dtype=object)
     columns["severity"] = np.full(len(faces), None, dtype=object)
     if patches is not None and not patches.empty:
-        patch_idx, face_idx = tree_query(point_tree, patches.geometry.values, "contains")
-        kept = covered[face_idx]  # faces are numbered among the covered ones now
-        patch_idx, face_idx = patch_idx[kept], (np.cumsum(covered) - 1)[face_idx[kept]]
+        # the points go in the tree and the patches query it: a prepared polygon tests many points fast
+        patch_idx, face_idx = tree_query(shapely.STRtree(shapely.points(points)), patches.geometry.values, "contains")
         rank = patches["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}).to_numpy(dtype=np.int64)
         columns["rules"], columns["severity"] = _rules_broken(len(faces), face_idx, patches["rule"].to_numpy()[patch_idx],
                                                               rank[patch_idx])
-    del points, point_tree
-    columns["area_m2"] = ellipsoidal_area(faces)
+    columns["area_m2"] = areas
     return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(faces, crs=STORAGE_CRS))
+
+
+class TileFaces(NamedTuple):
+    faces: np.ndarray   # polygons
+    points: np.ndarray  # (n, 2): a point inside each face
+    areas: np.ndarray   # m²
+    owners: np.ndarray  # (n, layers): each face's feature in each plan (-1: none)
+
+
+def _tile_faces(parts: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> TileFaces:
+    """The faces of one tile (``parts``: its polygons, ``idx``: their places among the plans' features,
+    beyond ``starts[-1]`` the cutting patches), with the feature of each plan they lie in; faces no plan
+    covers (holes between plans) are dropped."""
+    faces, points, areas = polygonise(parts)
+    owners = np.full((len(faces), len(starts) - 1), -1, dtype=np.int64)
+    plan = idx < starts[-1]
+    if len(faces) and plan.any():
+        # each plan part tests the face points in its box; where a plan's features overlap, the first counts
+        part_at, face_at = shapely.STRtree(shapely.points(points)).query(parts[plan], predicate="contains")
+        source = idx[plan][part_at]
+        layer = np.searchsorted(starts, source, side="right") - 1
+        first = np.full(owners.size, np.iinfo(np.int64).max)
+        np.minimum.at(first, face_at * owners.shape[1] + layer, source - starts[layer])
+        found = first < np.iinfo(np.int64).max
+        owners.ravel()[found] = first[found]
+    covered = (owners >= 0).any(axis=1)
+    return TileFaces(faces[covered], points[covered], areas[covered], owners[covered])
 
 
 def _rules_broken(n_faces: int, face_idx: np.ndarray, rules: np.ndarray, ranks: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per face, the rules it breaks (ids sorted, comma-separated) and the worst severity; None for a face
     that breaks none (``ranks``: each hit's severity's place in SEVERITY_ORDER). Vectorised: a province's one map has millions of faces."""
-    names, code = np.unique(rules.astype(str), return_inverse=True)
+    code, names = pd.factorize(rules, sort=True)  # hashing: sorting millions of strings takes seconds
+    names = np.asarray(names, dtype=object)
     # each face's set of rules as a row of bits, one 64-bit word per 64 rules
     words = np.zeros((n_faces, (len(names) + 63) // 64), dtype=np.uint64)
     np.bitwise_or.at(words, (face_idx, code // 64), np.left_shift(np.uint64(1), (code % 64).astype(np.uint64)))
     hit = np.flatnonzero(words.any(axis=1))
-    sets, which = np.unique(words[hit], axis=0, return_inverse=True)
+    if words.shape[1] == 1:  # up to 64 rules: one word per face, and distinct words are fast to find
+        found, which = np.unique(words[hit, 0], return_inverse=True)
+        sets = found[:, None]
+    else:
+        sets, which = np.unique(words[hit], axis=0, return_inverse=True)
     bits = np.unpackbits(sets.astype("<u8").view(np.uint8), axis=1, bitorder="little")  # bit i: rule i
     labels = np.array([",".join(names[np.flatnonzero(row)]) for row in bits], dtype=object)
     rule_column = np.full(n_faces, None, dtype=object)
@@ -109,20 +129,53 @@ def _rules_broken(n_faces: int, face_idx: np.ndarray, rules: np.ndarray, ranks: 
     return rule_column, severity
 
 
-def _polygonise(parts: np.ndarray) -> np.ndarray:
-    """The faces of one tile's polygons: every boundary noded against every other, then polygonised."""
+def polygonise(parts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The faces of one tile's polygons, a point inside each and their ellipsoidal areas (m²): every boundary
+    noded against every other by snap rounding on the NODING_GRID_DEG grid, then the faces of that planar
+    graph (:mod:`multiplan.facekernel`, compiled)."""
+    rings = shapely.get_parts(shapely.boundary(parts))
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    if not len(xy):
+        return np.zeros(0, dtype=object), np.zeros((0, 2)), np.zeros(0)
+    steps = xy * NODING_SCALE  # in grid steps, from the tile's corner
+    origin = np.floor(steps.min(axis=0))
+    steps -= origin
+    if steps.max() >= 2 ** 30 - 1:  # beyond the kernel's exact integer arithmetic (tiles are smaller)
+        return _polygonise_geos(parts)
+    ring_off = np.r_[0, np.flatnonzero(np.diff(ring_of)) + 1, len(ring_of)]
+    k = kernel()
+    fx, fy, ring_off = k.insert_near_vertices(np.ascontiguousarray(steps[:, 0]), np.ascontiguousarray(steps[:, 1]),
+                                              ring_off, NEAR_VERTEX_STEPS)
+    x0, y0, x1, y1 = k.snap_round(np.floor(fx + 0.5).astype(np.int64), np.floor(fy + 0.5).astype(np.int64),
+                                  np.ascontiguousarray(ring_off))
+    # nodes: the distinct ends; edges: the distinct pairs of nodes
+    nodes, ends = np.unique(np.concatenate([x0, x1]) << 31 | np.concatenate([y0, y1]), return_inverse=True)
+    start, end = ends[:len(x0)], ends[len(x0):]
+    edges = np.unique(np.minimum(start, end) * len(nodes) + np.maximum(start, end))
+    node_x, node_y = nodes >> 31, nodes & (2 ** 31 - 1)
+    ring_nodes, ring_off, face_off, pinched = k.planar_faces(node_x, node_y, edges // len(nodes), edges % len(nodes))
+    node_xy = np.column_stack([(node_x + origin[0]) / NODING_SCALE, (node_y + origin[1]) / NODING_SCALE])
+    ring_xy = node_xy[ring_nodes]
+    faces = shapely.from_ragged_array(shapely.GeometryType.POLYGON, ring_xy, (ring_off, face_off))
+    points = k.interior_points(ring_xy, ring_off, face_off, INTERIOR_LINES)
+    areas = k.ragged_areas(ring_xy, ring_off, face_off, np.arange(len(faces) + 1))
+    if pinched.any():  # a ring through one node twice: as OGC wants it, a shell with a hole or two faces
+        mended = shapely.get_parts(shapely.make_valid(faces[pinched]))
+        mended = mended[shapely.get_type_id(mended) == 3]
+        faces = np.concatenate([faces[~pinched], mended])
+        points = np.concatenate([points[~pinched], shapely.get_coordinates(shapely.point_on_surface(mended))])
+        areas = np.concatenate([areas[~pinched], ellipsoidal_area(mended)])
+    lost = np.isnan(points[:, 0])
+    if lost.any():
+        points[lost] = shapely.get_coordinates(shapely.point_on_surface(faces[lost]))
+    return faces, points, areas
+
+
+def _polygonise_geos(parts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`polygonise` by GEOS (several times slower)."""
     lines = shapely.union_all(shapely.boundary(parts), grid_size=NODING_GRID_DEG)
-    return shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-
-
-def _faces(geoms: np.ndarray, progress: Callable[[str, int, int], None] | None) -> np.ndarray:
-    """The faces of the overlay of ``geoms``, tile by tile: inside a tile, every boundary noded against
-    every other on a 1e-9° (0.1 mm) grid (robust where plans nearly coincide) and polygonised; faces
-    crossing a tile edge are cut there."""
-    # GEOS's polygonizer holds the GIL: a map of several tiles is built in worker processes
-    found = by_tile(geoms, _polygonise, progress=(lambda i, n: progress("one_map", i, n)) if progress else None,
-                    processes=len(geoms) >= PROCESS_MIN_FEATURES)
-    return np.concatenate(found) if found else np.zeros(0, dtype=object)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    return faces, shapely.get_coordinates(shapely.point_on_surface(faces)), ellipsoidal_area(faces)
 
 
 def class_areas(one_map: gpd.GeoDataFrame) -> pd.DataFrame:

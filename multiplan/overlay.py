@@ -16,11 +16,9 @@ A pair GEOS refuses is retried on a ~1 mm grid; a pair that still fails is repor
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import shapely
@@ -298,11 +296,13 @@ def _union(group: np.ndarray) -> shapely.Geometry | None:
     return None
 
 
-def tile_grid(geoms: np.ndarray, per_tile: int = 0) -> np.ndarray:
-    """A grid of rectangles over ``geoms``, about ``per_tile`` (default TILE_FEATURES) features each,
-    edges rounded to 1e-6°."""
+def tile_grid(geoms: np.ndarray, per_tile: int = 0, max_size: float = 0.0) -> np.ndarray:
+    """A grid of rectangles over ``geoms``, about ``per_tile`` (default TILE_FEATURES) features each and
+    (``max_size``) no wider or higher than that, edges rounded to 1e-6°."""
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
     k = max(1, int(np.ceil(np.sqrt(len(geoms) / (per_tile or TILE_FEATURES)))))
+    if max_size:
+        k = max(k, int(np.ceil((max(x1 - x0, y1 - y0) + 1e-5) / max_size)))
     xs = np.round(np.linspace(x0, x1, k + 1), 6)
     ys = np.round(np.linspace(y0, y1, k + 1), 6)
     xs[0], ys[0], xs[-1], ys[-1] = x0 - 1e-6, y0 - 1e-6, x1 + 1e-6, y1 + 1e-6
@@ -310,22 +310,23 @@ def tile_grid(geoms: np.ndarray, per_tile: int = 0) -> np.ndarray:
                     dtype=object)
 
 
-def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: int = 0,
-            progress: Callable[[int, int], None] | None = None, processes: bool = False) -> list:
+def by_tile(geoms: np.ndarray, work: Callable[..., object], per_tile: int = 0,
+            progress: Callable[[int, int], None] | None = None, max_size: float = 0.0,
+            indexed: bool = False) -> list:
     """``work`` on the polygons of each tile of a grid over them, cut exactly to the tile (so neighbouring
     tiles agree on their shared edge), tiles on every core; the results in tile order. Overlaying a whole
     province at once costs more than linear time and memory; tile by tile it does not.
 
-    ``processes``: run ``work`` (a module-level function returning an array of geometries) in worker processes
-    rather than threads, for work that holds the GIL (GEOS's polygonizer does)."""
+    ``max_size``: tiles no wider or higher than this. ``indexed``: ``work`` also gets the position in
+    ``geoms`` of each of the tile's polygons."""
     geoms = np.asarray(geoms, dtype=object)
     if not len(geoms):
         return []
-    tiles = tile_grid(geoms, per_tile)
+    tiles = tile_grid(geoms, per_tile, max_size)
     tree = shapely.STRtree(geoms)
     bounds = shapely.bounds(geoms)
 
-    def parts_of(tile: shapely.Polygon) -> np.ndarray:
+    def on(tile: shapely.Polygon) -> object:
         idx = tree.query(tile)
         tx0, ty0, tx1, ty1 = tile.bounds
         b = bounds[idx]
@@ -333,34 +334,16 @@ def by_tile(geoms: np.ndarray, work: Callable[[np.ndarray], object], per_tile: i
         parts = geoms[idx].copy()
         # what merely touches the tile drops out
         parts[~inside] = polygonal_parts(shapely.intersection(parts[~inside], tile))
-        return parts[~shapely.is_empty(parts)]
-
-    def results():
-        if processes and len(tiles) > 1 and threads() > 1:
-            with ProcessPoolExecutor(threads(), mp_context=multiprocessing.get_context("spawn")) as pool:
-                pending: deque = deque()
-                for tile in tiles:  # a few tiles in flight: their parts travel as WKB
-                    pending.append(pool.submit(_on_wkb, work, shapely.to_wkb(parts_of(tile))))
-                    if len(pending) > 2 * threads():
-                        yield shapely.from_wkb(pending.popleft().result())
-                while pending:
-                    yield shapely.from_wkb(pending.popleft().result())
-        else:
-            with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL
-                yield from pool.map(lambda tile: work(parts_of(tile)), tiles)
+        kept = ~shapely.is_empty(parts)
+        return work(parts[kept], idx[kept]) if indexed else work(parts[kept])
 
     out = []
-    for result in results():
-        out.append(result)
-        if progress:
-            progress(len(out), len(tiles))
+    with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL
+        for result in pool.map(on, tiles):
+            out.append(result)
+            if progress:
+                progress(len(out), len(tiles))
     return out
-
-
-def _on_wkb(work: Callable[[np.ndarray], np.ndarray], wkb: np.ndarray) -> np.ndarray:
-    """``work`` in a worker process, its geometries in and out as arrays of WKB: pickled one by one,
-    geometries cost several times the vectorised conversion."""
-    return shapely.to_wkb(work(shapely.from_wkb(wkb)))
 
 
 def union_area(geoms: np.ndarray, measure: Callable[[np.ndarray], np.ndarray]) -> float:

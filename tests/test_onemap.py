@@ -107,8 +107,9 @@ def test_tiles_cut_faces_but_change_no_area(demo_store, monkeypatch):
     pd_whole = class_areas(whole).set_index(["xzqdm", "layer", "class"])["area_m2"].sort_index()
     pd_tiled = class_areas(tiled).set_index(["xzqdm", "layer", "class"])["area_m2"].sort_index()
     assert pd_tiled.index.equals(pd_whole.index)
-    # snap-rounding on the 1e-9° grid moves vertices by up to 0.05 mm, differently beside a seam
-    assert np.abs(pd_tiled.to_numpy() / pd_whole.to_numpy() - 1).max() < 1e-7
+    # snap-rounding on the 1e-9° grid moves vertices by up to 0.05 mm, differently beside a seam, and may
+    # give a sliver that narrow to the plan on the other side
+    assert np.abs(pd_tiled.to_numpy() / pd_whole.to_numpy() - 1).max() < 1e-6
     # no two faces overlap: the faces' union has the area of their sum
     union = shapely.union_all(tiled.geometry.values, grid_size=1e-9)
     assert ellipsoidal_area(np.array([union]))[0] == pytest.approx(tiled["area_m2"].sum(), rel=1e-7)
@@ -125,19 +126,15 @@ def test_each_face_lists_the_rules_it_breaks_sorted_and_its_worst_severity():
     assert rule_column[2] == "r01,r05,r69" and severity[2] == SEVERITY_ORDER[1]
 
 
-def test_tiles_polygonised_in_worker_processes_give_the_same_faces(demo_store, monkeypatch):
-    from multiplan import onemap, overlay
+def test_tiles_polygonised_on_two_threads_give_the_faces_of_one(demo_store, monkeypatch):
+    from multiplan import overlay
 
     frames = {v.layer: demo_store.read_features(v.layer, v.version) for v in demo_store.versions()}
     monkeypatch.setattr(overlay, "TILE_FEATURES", 40)  # a few dozen tiles
+    monkeypatch.setattr(overlay, "threads", lambda: 1)
+    one = build_one_map(frames)
     monkeypatch.setattr(overlay, "threads", lambda: 2)
-    in_threads = build_one_map(frames)
-    calls = []
-    by_tile = overlay.by_tile
-    monkeypatch.setattr(onemap, "by_tile", lambda *a, **k: calls.append(k["processes"]) or by_tile(*a, **k))
-    monkeypatch.setattr(onemap, "PROCESS_MIN_FEATURES", 0)
-    in_processes = build_one_map(frames)
-    assert calls == [True]
-    assert len(in_processes) == len(in_threads) > 100
-    assert shapely.equals_exact(in_processes.geometry.values, in_threads.geometry.values, tolerance=0).all()
-    assert in_processes.drop(columns="geometry").equals(in_threads.drop(columns="geometry"))
+    two = build_one_map(frames)
+    assert len(two) == len(one) > 100
+    assert shapely.equals_exact(two.geometry.values, one.geometry.values, tolerance=0).all()
+    assert two.drop(columns="geometry").equals(one.drop(columns="geometry"))
