@@ -233,8 +233,7 @@ def _detect_corridor(rule: RuleSpec, frames: dict[str, gpd.GeoDataFrame], versio
     patches = _patches(rule, a, b, left, right, pieces, areas, keep, versions)
     inside, _ = robust(shapely.intersection, lines.geometry.values[left[keep]], b.geometry.values[right[keep]])
     patches["length_inside_m"] = geodesic_length(inside) if len(inside) else []
-    patches["crossings"] = [len(shapely.get_parts(shapely.line_merge(g))) if g is not None and not g.is_empty else 0
-                            for g in inside]
+    patches["crossings"] = shapely.get_num_geometries(shapely.line_merge(inside)) if len(inside) else []
     excepted = _excepted(lines, rule)[left[keep]]
     patches.loc[excepted, "status"] = "accepted_exception"
     detection = Detection(rule, patches, int(small.sum()), float(areas[small].sum()))

@@ -17,7 +17,7 @@ import shapely
 from multiplan.conflicts import pick_values
 from multiplan.convexclip import kernel
 from multiplan.crs import SQM_PER_HA, STORAGE_CRS, ellipsoidal_area
-from multiplan.overlay import by_tile, tree_query
+from multiplan.overlay import by_tile
 from multiplan.rules import load_rules
 from multiplan.rules.spec import ClassFilter
 
@@ -41,17 +41,25 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     plans = [np.asarray(frames[lid].geometry.values, dtype=object) for lid in layers]
     starts = np.cumsum([0] + [len(p) for p in plans])  # layer i's features come at starts[i]:starts[i + 1]
     geoms = np.concatenate(plans or [np.zeros(0, dtype=object)])
+    patch_geoms = np.zeros(0, dtype=object)
     if patches is not None and not patches.empty:  # corridors and slope areas cut faces of their own
         # (other patches are bounded by plan boundaries already noded)
         kinds = {rid: rule.kind for rid, rule in load_rules().items()}
-        cutting = patches["rule"].map(lambda r: kinds.get(r, "corridor")).isin(("corridor", "raster")).to_numpy()
-        geoms = np.concatenate([geoms, np.asarray(patches.geometry.values[cutting], dtype=object)])
-    found = by_tile(geoms, lambda parts, idx: _tile_faces(parts, idx, starts), indexed=True, max_size=MAX_TILE_DEG,
+        rule_code, rule_names = pd.factorize(patches["rule"])
+        cutting = np.array([kinds.get(r, "corridor") in ("corridor", "raster") for r in rule_names], dtype=bool)
+        patch_geoms = np.asarray(patches.geometry.values, dtype=object)
+        geoms = np.concatenate([geoms, patch_geoms[cutting[rule_code]]])
+    patch_tree = shapely.STRtree(patch_geoms)
+    found = by_tile(geoms, lambda tile, parts, idx: _tile_faces(tile, parts, idx, starts, patch_tree, patch_geoms),
+                    indexed=True, max_size=MAX_TILE_DEG,
                     progress=(lambda i, n: progress("one_map", i, n)) if progress else None)
+    first_face = np.cumsum([0] + [len(t.faces) for t in found])
     faces = np.concatenate([np.zeros(0, dtype=object), *(t.faces for t in found)])
-    points = np.concatenate([np.zeros((0, 2)), *(t.points for t in found)])
     areas = np.concatenate([np.zeros(0), *(t.areas for t in found)])
     owners = np.concatenate([np.zeros((0, len(layers)), dtype=np.int64), *(t.owners for t in found)])
+    patch_idx = np.concatenate([np.zeros(0, dtype=np.int64), *(t.patch_at for t in found)])
+    face_idx = np.concatenate([np.zeros(0, dtype=np.int64),
+                               *(t.patch_face + first for t, first in zip(found, first_face[:-1], strict=True))])
     del found
     columns: dict[str, Any] = {}
     for i, lid in enumerate(layers):
@@ -66,10 +74,10 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
     del owners, giver, picked
     columns["rules"] = np.full(len(faces), None, dtype=object)
     columns["severity"] = np.full(len(faces), None, dtype=object)
-    if patches is not None and not patches.empty:
-        # the points go in the tree and the patches query it: a prepared polygon tests many points fast
-        patch_idx, face_idx = tree_query(shapely.STRtree(shapely.points(points)), patches.geometry.values, "contains")
-        rank = patches["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}).to_numpy(dtype=np.int64)
+    if len(patch_idx):
+        severity_code, severities = pd.factorize(patches["severity"])
+        rank = np.array([SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else len(SEVERITY_ORDER)
+                         for s in severities] + [len(SEVERITY_ORDER)], dtype=np.int64)[severity_code]
         columns["rules"], columns["severity"] = _rules_broken(len(faces), face_idx, patches["rule"].to_numpy()[patch_idx],
                                                               rank[patch_idx])
     columns["area_m2"] = areas
@@ -77,30 +85,39 @@ def build_one_map(frames: dict[str, gpd.GeoDataFrame], patches: gpd.GeoDataFrame
 
 
 class TileFaces(NamedTuple):
-    faces: np.ndarray   # polygons
-    points: np.ndarray  # (n, 2): a point inside each face
-    areas: np.ndarray   # m²
-    owners: np.ndarray  # (n, layers): each face's feature in each plan (-1: none)
+    faces: np.ndarray       # polygons
+    areas: np.ndarray       # m²
+    owners: np.ndarray      # (n, layers): each face's feature in each plan (-1: none)
+    patch_at: np.ndarray    # the patches each face lies in (face patch_face[i] in patch patch_at[i])
+    patch_face: np.ndarray
 
 
-def _tile_faces(parts: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> TileFaces:
+def _tile_faces(tile: shapely.Polygon, parts: np.ndarray, idx: np.ndarray, starts: np.ndarray,
+                patch_tree: shapely.STRtree, patch_geoms: np.ndarray) -> TileFaces:
     """The faces of one tile (``parts``: its polygons, ``idx``: their places among the plans' features,
-    beyond ``starts[-1]`` the cutting patches), with the feature of each plan they lie in; faces no plan
-    covers (holes between plans) are dropped."""
+    beyond ``starts[-1]`` the cutting patches), with the feature of each plan and the patches they lie in;
+    faces no plan covers (holes between plans) are dropped."""
     faces, points, areas = polygonise(parts)
     owners = np.full((len(faces), len(starts) - 1), -1, dtype=np.int64)
+    if not len(faces):
+        return TileFaces(faces, areas, owners, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    # the faces' points go in a tree that polygons query: a prepared polygon tests many points fast
+    point_tree = shapely.STRtree(shapely.points(points))
     plan = idx < starts[-1]
-    if len(faces) and plan.any():
-        # each plan part tests the face points in its box; where a plan's features overlap, the first counts
-        part_at, face_at = shapely.STRtree(shapely.points(points)).query(parts[plan], predicate="contains")
-        source = idx[plan][part_at]
-        layer = np.searchsorted(starts, source, side="right") - 1
-        first = np.full(owners.size, np.iinfo(np.int64).max)
-        np.minimum.at(first, face_at * owners.shape[1] + layer, source - starts[layer])
-        found = first < np.iinfo(np.int64).max
-        owners.ravel()[found] = first[found]
+    # each plan part tests the face points in its box; where a plan's features overlap, the first counts
+    part_at, face_at = point_tree.query(parts[plan], predicate="contains")
+    source = idx[plan][part_at]
+    layer = np.searchsorted(starts, source, side="right") - 1
+    first = np.full(owners.size, np.iinfo(np.int64).max)
+    np.minimum.at(first, face_at * owners.shape[1] + layer, source - starts[layer])
+    found = first < np.iinfo(np.int64).max
+    owners.ravel()[found] = first[found]
     covered = (owners >= 0).any(axis=1)
-    return TileFaces(faces[covered], points[covered], areas[covered], owners[covered])
+    candidates = patch_tree.query(tile)
+    hit, face_at = point_tree.query(patch_geoms[candidates], predicate="contains")
+    kept = covered[face_at]
+    return TileFaces(faces[covered], areas[covered], owners[covered], candidates[hit[kept]],
+                     (np.cumsum(covered) - 1)[face_at[kept]])
 
 
 def _rules_broken(n_faces: int, face_idx: np.ndarray, rules: np.ndarray, ranks: np.ndarray

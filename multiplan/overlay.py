@@ -317,8 +317,8 @@ def by_tile(geoms: np.ndarray, work: Callable[..., object], per_tile: int = 0,
     tiles agree on their shared edge), tiles on every core; the results in tile order. Overlaying a whole
     province at once costs more than linear time and memory; tile by tile it does not.
 
-    ``max_size``: tiles no wider or higher than this. ``indexed``: ``work`` also gets the position in
-    ``geoms`` of each of the tile's polygons."""
+    ``max_size``: tiles no wider or higher than this. ``indexed``: ``work`` gets the tile, its polygons and
+    the position in ``geoms`` of each of them."""
     geoms = np.asarray(geoms, dtype=object)
     if not len(geoms):
         return []
@@ -335,7 +335,7 @@ def by_tile(geoms: np.ndarray, work: Callable[..., object], per_tile: int = 0,
         # what merely touches the tile drops out
         parts[~inside] = polygonal_parts(shapely.intersection(parts[~inside], tile))
         kept = ~shapely.is_empty(parts)
-        return work(parts[kept], idx[kept]) if indexed else work(parts[kept])
+        return work(tile, parts[kept], idx[kept]) if indexed else work(parts[kept])
 
     out = []
     with ThreadPoolExecutor(threads()) as pool:  # GEOS releases the GIL

@@ -9,7 +9,13 @@ import pyproj
 import pytest
 import shapely
 
-from multiplan.crs import detect_crs, ellipsoidal_area, parse_crs_option, parse_prj_text
+from multiplan.crs import (
+    detect_crs,
+    ellipsoidal_area,
+    geodesic_length,
+    parse_crs_option,
+    parse_prj_text,
+)
 from multiplan.errors import CRSError
 
 GEOD = pyproj.CRS.from_epsg(4490).get_geod()
@@ -166,3 +172,15 @@ def test_ellipsoidal_areas_in_chunks_equal_one_pass(monkeypatch):
     assert len(tables) >= 4 and sum(tables) == len(geoms)
     assert len(chunked) == len(geoms) and (chunked == whole).all()
     assert (whole[:7] > 2e5).all() and whole[7] == 0 and whole[8] == 0
+
+
+def test_geodesic_length_sums_each_part_as_pyproj_measures_it():
+    geod = GEOD
+    road = shapely.LineString([(110.0, 19.0), (110.1, 19.2), (110.3, 19.1)])
+    pieces = shapely.MultiLineString([[(110.0, 19.0), (110.1, 19.0)], [(110.0, 19.5), (110.0, 19.6)]])
+    square = shapely.box(110.0, 19.0, 110.1, 19.1)
+    geoms = np.array([road, None, shapely.Point(110, 19), shapely.LineString(), pieces,
+                      shapely.GeometryCollection([shapely.Point(110.05, 19.05), pieces]), square], dtype=object)
+    want = [geod.line_length(*road.xy), 0, 0, 0, sum(geod.line_length(*p.xy) for p in pieces.geoms),
+            sum(geod.line_length(*p.xy) for p in pieces.geoms), geod.line_length(*square.exterior.xy)]
+    assert geodesic_length(geoms) == pytest.approx(want, rel=1e-12)
