@@ -70,7 +70,16 @@ def normalise_codes(values: pd.Series, known: set[str]) -> pd.Series:
     Each distinct value is looked at once.
     """
     positions, uniques = pd.factorize(values, use_na_sentinel=True)
-    table = np.array([_code_text(u, known) for u in uniques] + [None], dtype=object)
+    distinct = pd.Index(uniques)
+    if distinct.inferred_type == "string":  # text, as most fields are: vectorised (ID fields hold a value per feature)
+        stripped = distinct.str.strip()
+        table = np.append(np.asarray(stripped, dtype=object), None)
+        table[np.flatnonzero(np.asarray(stripped == ""))] = None
+        if known:  # zero padding, for the few codes that need it
+            for i in np.flatnonzero(~stripped.isin(list(known)) & np.asarray(stripped.str.isdigit(), dtype=bool)):
+                table[i] = _code_text(table[i], known)
+    else:
+        table = np.array([_code_text(u, known) for u in uniques] + [None], dtype=object)
     return pd.Series(table[positions], index=values.index, dtype=object)
 
 

@@ -62,8 +62,9 @@ class LoadOptions:
     label: str | None = None
     source_layer: str | None = None
     chunk_size: int = 50_000
-    #: Check large files in worker processes. Only for callers whose main module is import-safe
-    #: (the CLI is): "spawn" imports it again in every worker.
+    #: Check large files in worker processes, forked from this one (nothing imported again: a spawned
+    #: worker took a second to start). Only for single-threaded callers, such as the CLI: a fork copies
+    #: the calling thread alone.
     processes: bool = False
 
 
@@ -388,7 +389,7 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
         frame["area_m2"] = np.nan
         frame["length_m"] = geodesic_length(f.geoms) if spec.geometry == "line" else np.nan
     frame["source_attributes"] = _attrs_json(f.attrs)
-    measures = pd.DataFrame({"code": [c if isinstance(c, str) else "" for c in unified],
+    measures = pd.DataFrame({"code": unified.where(unified.notna(), "").to_numpy(dtype=object),
                              "area": frame["area_m2"].fillna(0.0), "length": frame["length_m"].fillna(0.0)})
     for code, row in measures.groupby("code").agg(area=("area", "sum"), length=("length", "sum"),
                                                   count=("area", "size")).iterrows():
@@ -503,7 +504,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             # on one chunk while the next ones are read and checked. Large files use processes (the
             # checks are partly Python); small ones threads, which start at once.
             big = options.processes and src.feature_count >= PROCESS_MIN_FEATURES and WORKERS > 1
-            pool = (ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) if big
+            pool = (ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) if big
                     else ThreadPoolExecutor(WORKERS, thread_name_prefix="multiplan-check"))
             checking: deque[Future[_ChunkResult]] = deque()
             writing: deque[Future[None]] = deque()
