@@ -48,6 +48,23 @@ def grid_cells(x0, y0, x1, y1, size, ncx, ncy):
 
 
 @njit(cache=True, nogil=True)
+def cell_size(x0, y0, x1, y1, width, height, per_cell):
+    """The side of square cells over boxes (integer, from 0 to ``width``/``height``) for about ``per_cell``
+    boxes a cell, made larger while long boxes would be listed in too many cells (a few long diagonal
+    edges, as zoning polygons have, span most of a fine grid)."""
+    n = len(x0)
+    size = max(1, int(np.sqrt(float(width) * float(height) * per_cell / max(1, n))))
+    while True:
+        cells = (width // size + 1) * (height // size + 1)
+        listed = 0
+        for i in range(n):
+            listed += (x1[i] // size - x0[i] // size + 1) * (y1[i] // size - y0[i] // size + 1)
+        if (listed <= 8 * n + 64 and cells <= 4 * n + 64) or size >= max(width, height):
+            return size
+        size *= 2
+
+
+@njit(cache=True, nogil=True)
 def orientation(ax, ay, bx, by, cx, cy):
     """+1 if c lies left of a->b, -1 right, 0 on the line (exact for coordinates below 2**30)."""
     v = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
@@ -89,7 +106,7 @@ def insert_near_vertices(fx, fy, ring_off, tolerance):
     low_x, low_y = bx0.min(), by0.min()
     bx0, bx1, by0, by1 = bx0 - low_x, bx1 - low_x, by0 - low_y, by1 - low_y
     width, height = bx1.max() + 1, by1.max() + 1
-    size = max(1, int(np.sqrt(float(width) * float(height) / max(1, n_seg // 2))))
+    size = cell_size(bx0, by0, bx1, by1, width, height, 2)
     ncx, ncy = width // size + 1, height // size + 1
     cell_off, cell_seg = grid_cells(bx0, by0, bx1, by1, size, ncx, ncy)
     into, vertex, along = np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.float64)
@@ -152,58 +169,80 @@ def snap_round(x, y, ring_off):
     by0, by1 = np.minimum(sy0, sy1), np.maximum(sy0, sy1)
     width = bx1.max() + 1 if n else 1
     height = by1.max() + 1 if n else 1
-    # about two segments per cell
-    size = max(1, int(np.sqrt(float(width) * float(height) / max(1, n // 2))))
+    size = cell_size(bx0, by0, bx1, by1, width, height, 2)
     ncx, ncy = width // size + 1, height // size + 1
     cell_off, cell_seg = grid_cells(bx0, by0, bx1, by1, size, ncx, ncy)
 
     hx, hy = np.empty(n + 64, np.int64), np.empty(n + 64, np.int64)
     hx[:n], hy[:n] = sx0, sy0  # every vertex is a hot pixel
     nh = n
+    # each cell's segments copied side by side first: the pairs of a cell then read no scattered memory
+    most = 0
     for c in range(ncx * ncy):
-        lo, hi = cell_off[c], cell_off[c + 1]
-        for a in range(lo, hi):
-            i = cell_seg[a]
-            for b in range(a + 1, hi):
-                j = cell_seg[b]
-                cx0, cy0 = max(bx0[i], bx0[j]), max(by0[i], by0[j])
-                if cx0 > min(bx1[i], bx1[j]) or cy0 > min(by1[i], by1[j]):
+        most = max(most, cell_off[c + 1] - cell_off[c])
+    ax0, ay0, ax1, ay1 = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
+    lx0, ly0, lx1, ly1 = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
+    for c in range(ncx * ncy):
+        lo, k = cell_off[c], cell_off[c + 1] - cell_off[c]
+        if k < 2:
+            continue
+        for a in range(k):
+            i = cell_seg[lo + a]
+            ax0[a], ay0[a], ax1[a], ay1[a] = sx0[i], sy0[i], sx1[i], sy1[i]
+            lx0[a], ly0[a], lx1[a], ly1[a] = bx0[i], by0[i], bx1[i], by1[i]
+        # each pair once: in the cell holding its boxes' common corner
+        left, bottom = (c // ncy) * size, (c % ncy) * size
+        for a in range(k):
+            for b in range(a + 1, k):
+                cx0, cy0 = max(lx0[a], lx0[b]), max(ly0[a], ly0[b])
+                if cx0 > min(lx1[a], lx1[b]) or cy0 > min(ly1[a], ly1[b]):
                     continue
-                if (cx0 // size) * ncy + cy0 // size != c:
-                    continue  # each pair once: in the cell of its boxes' common corner
-                if orientation(sx0[i], sy0[i], sx1[i], sy1[i], sx0[j], sy0[j]) * \
-                        orientation(sx0[i], sy0[i], sx1[i], sy1[i], sx1[j], sy1[j]) >= 0:
+                if cx0 < left or cx0 >= left + size or cy0 < bottom or cy0 >= bottom + size:
                     continue
-                if orientation(sx0[j], sy0[j], sx1[j], sy1[j], sx0[i], sy0[i]) * \
-                        orientation(sx0[j], sy0[j], sx1[j], sy1[j], sx1[i], sy1[i]) >= 0:
+                if orientation(ax0[a], ay0[a], ax1[a], ay1[a], ax0[b], ay0[b]) * \
+                        orientation(ax0[a], ay0[a], ax1[a], ay1[a], ax1[b], ay1[b]) >= 0:
+                    continue
+                if orientation(ax0[b], ay0[b], ax1[b], ay1[b], ax0[a], ay0[a]) * \
+                        orientation(ax0[b], ay0[b], ax1[b], ay1[b], ax1[a], ay1[a]) >= 0:
                     continue
                 # a proper crossing (touching ends are vertices, hot already); its point is rounded
-                dxi, dyi = float(sx1[i] - sx0[i]), float(sy1[i] - sy0[i])
-                dxj, dyj = float(sx1[j] - sx0[j]), float(sy1[j] - sy0[j])
-                t = (float(sx0[j] - sx0[i]) * dyj - float(sy0[j] - sy0[i]) * dxj) / (dxi * dyj - dyi * dxj)
+                dxi, dyi = float(ax1[a] - ax0[a]), float(ay1[a] - ay0[a])
+                dxj, dyj = float(ax1[b] - ax0[b]), float(ay1[b] - ay0[b])
+                t = (float(ax0[b] - ax0[a]) * dyj - float(ay0[b] - ay0[a]) * dxj) / (dxi * dyj - dyi * dxj)
                 hx, hy = grow(hx, nh + 1), grow(hy, nh + 1)
-                hx[nh] = np.int64(np.floor(sx0[i] + t * dxi + 0.5))
-                hy[nh] = np.int64(np.floor(sy0[i] + t * dyi + 0.5))
+                hx[nh] = np.int64(np.floor(ax0[a] + t * dxi + 0.5))
+                hy[nh] = np.int64(np.floor(ay0[a] + t * dyi + 0.5))
                 nh += 1
     hx, hy = hx[:nh], hy[:nh]
     hot_off, hot = grid_cells(hx, hy, hx, hy, size, ncx, ncy)
 
-    x0, y0, x1, y1 = split_at_pixels(sx0, sy0, sx1, sy1, hx, hy, hot_off, hot, size, ncy, False)
-    # a rounded piece may run exactly through another hot pixel: split there too, or two edges would overlap
-    return split_at_pixels(x0, y0, x1, y1, hx, hy, hot_off, hot, size, ncy, True)
+    x0, y0, x1, y1, rerouted = split_at_pixels(sx0, sy0, sx1, sy1, np.ones(n, np.bool_), hx, hy, hot_off, hot,
+                                               size, ncy, False)
+    # a piece between two hot pixels may run exactly through a third: split there too, or two edges would
+    # overlap (a segment left whole met no hot pixel on the way, so only the pieces need looking at)
+    x0, y0, x1, y1, _ = split_at_pixels(x0, y0, x1, y1, rerouted, hx, hy, hot_off, hot, size, ncy, True)
+    return x0, y0, x1, y1
 
 
 @njit(cache=True, nogil=True)
-def split_at_pixels(sx0, sy0, sx1, sy1, hx, hy, hot_off, hot, size, ncy, centre_only):
-    """Each segment split at every hot pixel it passes through (``centre_only``: at every one whose centre
-    it passes through), in order along it."""
+def split_at_pixels(sx0, sy0, sx1, sy1, examine, hx, hy, hot_off, hot, size, ncy, centre_only):
+    """Each segment marked in ``examine`` split at every hot pixel it passes through (``centre_only``: at
+    every one whose centre it passes through), in order along it; the others as they are. Also marks the
+    pieces of segments that were split."""
     n = len(sx0)
     ex0, ey0 = np.empty(n + n // 4 + 16, np.int64), np.empty(n + n // 4 + 16, np.int64)
     ex1, ey1 = np.empty(n + n // 4 + 16, np.int64), np.empty(n + n // 4 + 16, np.int64)
+    split = np.zeros(n + n // 4 + 16, np.bool_)
     ne = 0
     along, through = np.empty(16, np.float64), np.empty(16, np.int64)
     for i in range(n):
         ax, ay, bx, by = sx0[i], sy0[i], sx1[i], sy1[i]
+        if not examine[i]:
+            ex0, ey0, ex1, ey1 = grow(ex0, ne + 1), grow(ey0, ne + 1), grow(ex1, ne + 1), grow(ey1, ne + 1)
+            split = grow(split, ne + 1)
+            ex0[ne], ey0[ne], ex1[ne], ey1[ne], split[ne] = ax, ay, bx, by, False
+            ne += 1
+            continue
         dx, dy = bx - ax, by - ay
         x_lo, x_hi, y_lo, y_hi = min(ax, bx), max(ax, bx), min(ay, by), max(ay, by)
         m = 0
@@ -238,20 +277,27 @@ def split_at_pixels(sx0, sy0, sx1, sy1, hx, hy, hot_off, hot, size, ncy, centre_
                     along[m] = float(px - ax) * dx + float(py - ay) * dy
                     through[m] = h
                     m += 1
-        order = np.argsort(along[:m])
+        for a in range(1, m):  # insertion sort along the segment: a segment meets few hot pixels
+            key, value = along[a], through[a]
+            b = a - 1
+            while b >= 0 and along[b] > key:
+                along[b + 1], through[b + 1] = along[b], through[b]
+                b -= 1
+            along[b + 1], through[b + 1] = key, value
         ex0, ey0 = grow(ex0, ne + m + 1), grow(ey0, ne + m + 1)
         ex1, ey1 = grow(ex1, ne + m + 1), grow(ey1, ne + m + 1)
+        split = grow(split, ne + m + 1)
         px, py = ax, ay
         for q in range(m + 1):
             if q < m:
-                qx, qy = hx[through[order[q]]], hy[through[order[q]]]
+                qx, qy = hx[through[q]], hy[through[q]]
             else:
                 qx, qy = bx, by
             if qx != px or qy != py:
-                ex0[ne], ey0[ne], ex1[ne], ey1[ne] = px, py, qx, qy
+                ex0[ne], ey0[ne], ex1[ne], ey1[ne], split[ne] = px, py, qx, qy, m > 0
                 ne += 1
                 px, py = qx, qy
-    return ex0[:ne], ey0[:ne], ex1[:ne], ey1[:ne]
+    return ex0[:ne], ey0[:ne], ex1[:ne], ey1[:ne], split[:ne]
 
 
 @njit(cache=True, nogil=True)
@@ -399,7 +445,7 @@ def planar_faces(nx, ny, eu, ev):
     owner = np.full(n_cyc, -1, np.int64)
     if n_faces and n_faces < n_cyc:
         width, height = cx1[shells].max() + 1, cy1[shells].max() + 1
-        size = max(1, int(np.sqrt(float(width) * float(height) / n_faces)))
+        size = cell_size(cx0[shells], cy0[shells], cx1[shells], cy1[shells], width, height, 1)
         ncx, ncy = width // size + 1, height // size + 1
         box_off, box_face = grid_cells(cx0[shells], cy0[shells], cx1[shells], cy1[shells], size, ncx, ncy)
         for c in range(n_cyc):
@@ -505,9 +551,15 @@ def interior_points(xy, ring_off, face_off, lines):
                         m += 1
             if m < 2:
                 continue
-            crossing = np.sort(xs[:m])
+            for a in range(1, m):  # insertion sort: a line crosses a face's rings a few times
+                key = xs[a]
+                b = a - 1
+                while b >= 0 and xs[b] > key:
+                    xs[b + 1] = xs[b]
+                    b -= 1
+                xs[b + 1] = key
             for i in range(0, m - 1, 2):
-                if crossing[i + 1] - crossing[i] > best:
-                    best = crossing[i + 1] - crossing[i]
-                    out[f, 0], out[f, 1] = 0.5 * (crossing[i] + crossing[i + 1]), y
+                if xs[i + 1] - xs[i] > best:
+                    best = xs[i + 1] - xs[i]
+                    out[f, 0], out[f, 1] = 0.5 * (xs[i] + xs[i + 1]), y
     return out

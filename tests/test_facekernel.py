@@ -60,6 +60,20 @@ def test_faces_tile_the_union_as_geos_does(seed):
     assert len(faces) <= 1.03 * len(reference)
 
 
+def test_long_diagonal_edges_among_small_cells_give_geos_faces():
+    # zoning polygons with a few long diagonal edges over a fine coverage: the edges span most of the grid
+    rng = np.random.default_rng(5)
+    points = shapely.multipoints(rng.uniform([110.2, 19.9], [110.3, 20.0], (400, 2)))
+    cells = shapely.intersection(shapely.get_parts(shapely.voronoi_polygons(points)), shapely.box(110.2, 19.9, 110.3, 20.0))
+    strips = [shapely.affinity.rotate(shapely.box(110.2, y, 110.3, y + 0.002), 37, origin=(110.25, 19.95))
+              for y in np.linspace(19.91, 19.99, 30)]
+    geoms = np.concatenate([cells, strips])
+    faces, _, _ = polygonise(geoms)
+    reference, _, _ = _polygonise_geos(geoms)
+    assert shapely.is_valid(faces).all() and len(faces) == len(reference)
+    assert shapely.area(faces).sum() == pytest.approx(shapely.area(reference).sum(), rel=1e-8)  # rounded apart
+
+
 def test_islands_become_holes_of_the_face_around_them():
     outer = shapely.box(110.0, 19.0, 110.1, 19.1)
     island = shapely.box(110.02, 19.02, 110.04, 19.04)
