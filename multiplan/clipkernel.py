@@ -28,6 +28,7 @@ from multiplan.convexclip import (
 )
 from multiplan.crs import _E, _E2, _QP, _RQ2
 from multiplan.facekernel import (  # noqa: F401 (compiled into the same module)
+    grow,
     insert_near_vertices,
     interior_points,
     planar_faces,
@@ -72,19 +73,10 @@ def grow2(buf, need):
 
 
 @njit(cache=True, nogil=True)
-def grow1(buf, need):
-    if need <= buf.shape[0]:
-        return buf
-    out = np.empty(max(need, 2 * buf.shape[0]), buf.dtype)
-    out[:buf.shape[0]] = buf
-    return out
-
-
-@njit(cache=True, nogil=True)
 def add_ring(lring, lrole, n_l, end, role):
     """Record ring n_l, ending at ``end`` in the pair's coordinates, as a shell (role 1) or a hole (0)."""
-    lring = grow1(lring, n_l + 2)
-    lrole = grow1(lrole, n_l + 2)
+    lring = grow(lring, n_l + 2)
+    lrole = grow(lrole, n_l + 2)
     lrole[n_l] = role
     lring[n_l + 1] = end
     return lring, lrole
@@ -516,8 +508,8 @@ def clip_pairs(g_xy, g_lo, g_hi, pair_host, h_ring_lo, h_ring_hi, r_off, r_shell
             continue
         # write polygon by polygon: each shell, then its holes
         out_xy = grow2(out_xy, n_xy + lring[n_l])
-        out_ring = grow1(out_ring, n_ring + n_l + 2)
-        out_poly = grow1(out_poly, n_poly + n_shell + 2)
+        out_ring = grow(out_ring, n_ring + n_l + 2)
+        out_poly = grow(out_poly, n_poly + n_shell + 2)
         for s in range(n_l):
             if lrole[s] != 1:
                 continue

@@ -73,6 +73,8 @@ def orientation(ax, ay, bx, by, cx, cy):
 
 @njit(cache=True, nogil=True)
 def grow(buf, need):
+    """``buf``, or a copy at least twice as long, holding at least ``need`` items (for the clipping kernel
+    too)."""
     if need <= len(buf):
         return buf
     out = np.empty(max(need, 2 * len(buf)), buf.dtype)
@@ -176,42 +178,30 @@ def snap_round(x, y, ring_off):
     hx, hy = np.empty(n + 64, np.int64), np.empty(n + 64, np.int64)
     hx[:n], hy[:n] = sx0, sy0  # every vertex is a hot pixel
     nh = n
-    # each cell's segments copied side by side first: the pairs of a cell then read no scattered memory
-    most = 0
     for c in range(ncx * ncy):
-        most = max(most, cell_off[c + 1] - cell_off[c])
-    ax0, ay0, ax1, ay1 = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
-    lx0, ly0, lx1, ly1 = np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
-    for c in range(ncx * ncy):
-        lo, k = cell_off[c], cell_off[c + 1] - cell_off[c]
-        if k < 2:
-            continue
-        for a in range(k):
-            i = cell_seg[lo + a]
-            ax0[a], ay0[a], ax1[a], ay1[a] = sx0[i], sy0[i], sx1[i], sy1[i]
-            lx0[a], ly0[a], lx1[a], ly1[a] = bx0[i], by0[i], bx1[i], by1[i]
-        # each pair once: in the cell holding its boxes' common corner
-        left, bottom = (c // ncy) * size, (c % ncy) * size
-        for a in range(k):
-            for b in range(a + 1, k):
-                cx0, cy0 = max(lx0[a], lx0[b]), max(ly0[a], ly0[b])
-                if cx0 > min(lx1[a], lx1[b]) or cy0 > min(ly1[a], ly1[b]):
+        lo, hi = cell_off[c], cell_off[c + 1]
+        for a in range(lo, hi):
+            i = cell_seg[a]
+            for b in range(a + 1, hi):
+                j = cell_seg[b]
+                cx0, cy0 = max(bx0[i], bx0[j]), max(by0[i], by0[j])
+                if cx0 > min(bx1[i], bx1[j]) or cy0 > min(by1[i], by1[j]):
                     continue
-                if cx0 < left or cx0 >= left + size or cy0 < bottom or cy0 >= bottom + size:
+                if (cx0 // size) * ncy + cy0 // size != c:
+                    continue  # each pair once: in the cell of its boxes' common corner
+                if orientation(sx0[i], sy0[i], sx1[i], sy1[i], sx0[j], sy0[j]) * \
+                        orientation(sx0[i], sy0[i], sx1[i], sy1[i], sx1[j], sy1[j]) >= 0:
                     continue
-                if orientation(ax0[a], ay0[a], ax1[a], ay1[a], ax0[b], ay0[b]) * \
-                        orientation(ax0[a], ay0[a], ax1[a], ay1[a], ax1[b], ay1[b]) >= 0:
-                    continue
-                if orientation(ax0[b], ay0[b], ax1[b], ay1[b], ax0[a], ay0[a]) * \
-                        orientation(ax0[b], ay0[b], ax1[b], ay1[b], ax1[a], ay1[a]) >= 0:
+                if orientation(sx0[j], sy0[j], sx1[j], sy1[j], sx0[i], sy0[i]) * \
+                        orientation(sx0[j], sy0[j], sx1[j], sy1[j], sx1[i], sy1[i]) >= 0:
                     continue
                 # a proper crossing (touching ends are vertices, hot already); its point is rounded
-                dxi, dyi = float(ax1[a] - ax0[a]), float(ay1[a] - ay0[a])
-                dxj, dyj = float(ax1[b] - ax0[b]), float(ay1[b] - ay0[b])
-                t = (float(ax0[b] - ax0[a]) * dyj - float(ay0[b] - ay0[a]) * dxj) / (dxi * dyj - dyi * dxj)
+                dxi, dyi = float(sx1[i] - sx0[i]), float(sy1[i] - sy0[i])
+                dxj, dyj = float(sx1[j] - sx0[j]), float(sy1[j] - sy0[j])
+                t = (float(sx0[j] - sx0[i]) * dyj - float(sy0[j] - sy0[i]) * dxj) / (dxi * dyj - dyi * dxj)
                 hx, hy = grow(hx, nh + 1), grow(hy, nh + 1)
-                hx[nh] = np.int64(np.floor(ax0[a] + t * dxi + 0.5))
-                hy[nh] = np.int64(np.floor(ay0[a] + t * dyi + 0.5))
+                hx[nh] = np.int64(np.floor(sx0[i] + t * dxi + 0.5))
+                hy[nh] = np.int64(np.floor(sy0[i] + t * dyi + 0.5))
                 nh += 1
     hx, hy = hx[:nh], hy[:nh]
     hot_off, hot = grid_cells(hx, hy, hx, hy, size, ncx, ncy)
