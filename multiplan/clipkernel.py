@@ -1,5 +1,6 @@
 """The compiled part of :mod:`multiplan.convexclip`: the clipping kernel itself, in numba (the one map's
-noding and faces, :mod:`multiplan.facekernel`, are compiled into the same module).
+noding and faces, :mod:`multiplan.facekernel`, and the loader's WKB pass, :mod:`multiplan.wkbkernel`, are
+compiled into the same module).
 
 At run time multiplan loads this kernel compiled ahead of time (``python -m multiplan.clipkernel`` builds
 it once per machine, or the first detection that needs it does): an ahead-of-time module needs neither
@@ -26,13 +27,20 @@ from multiplan.convexclip import (
     NEW,
     RUN,
 )
-from multiplan.crs import _E, _E2, _QP, _RQ2
+from multiplan.crs import _RQ2
 from multiplan.facekernel import (  # noqa: F401 (compiled into the same module)
     grow,
     insert_near_vertices,
     interior_points,
     planar_faces,
     snap_round,
+)
+from multiplan.wkbkernel import (  # noqa: F401
+    excess_of_ring,
+    multipolygon_ewkb,
+    ring_excess,
+    segment_keys,
+    wkb_polygons,
 )
 
 
@@ -538,17 +546,7 @@ def ragged_areas(xy, ring_off, poly_off, geom_off):
         total = 0.0
         for p in range(geom_off[g], geom_off[g + 1]):
             for r in range(poly_off[p], poly_off[p + 1]):
-                excess = 0.0
-                t_prev = lon_prev = 0.0
-                for v in range(ring_off[r], ring_off[r + 1]):
-                    lon = np.radians(xy[v, 0])
-                    s = np.sin(np.radians(xy[v, 1]))
-                    q = (1 - _E2) * (s / (1 - _E2 * s * s) - np.log((1 - _E * s) / (1 + _E * s)) / (2 * _E))
-                    sin_beta = min(1.0, max(-1.0, q / _QP))
-                    t = sin_beta / (1 + np.sqrt(1 - sin_beta * sin_beta))
-                    if v > ring_off[r]:
-                        excess += 2 * np.arctan2(np.tan((lon - lon_prev) / 2) * (t_prev + t), 1 + t_prev * t)
-                    t_prev, lon_prev = t, lon
+                excess = excess_of_ring(xy, ring_off[r], ring_off[r + 1])
                 ring = abs(excess) * _RQ2
                 total += ring if r == poly_off[p] else -ring
         out[g] = total
@@ -580,6 +578,10 @@ SIGNATURES = {
     "snap_round": "UniTuple(i8[:], 4)(i8[::1], i8[::1], i8[::1])",
     "interior_points": "f8[:,:](f8[:,::1], i8[::1], i8[::1], i8)",
     "planar_faces": "Tuple((i8[:], i8[:], i8[:], b1[:]))(i8[::1], i8[::1], i8[::1], i8[::1])",
+    "wkb_polygons": "Tuple((f8[:,::1], i8[::1], i8[::1], i8[::1], i1[::1]))(u1[::1], i8[::1])",
+    "ring_excess": "f8[::1](f8[:,::1], i8[::1])",
+    "multipolygon_ewkb": "Tuple((u1[::1], i8[::1]))(f8[:,::1], i8[::1], i8[::1], i8[::1], b1[::1], i8)",
+    "segment_keys": "Tuple((u8[::1], i8[::1]))(f8[:,::1], i8[::1], b1[::1], f8)",
 }
 
 

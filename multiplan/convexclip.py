@@ -62,7 +62,7 @@ MAX_CHAINS = 256
 # Cells looked at per step by suitable_guests (each step clones their polygons).
 GUEST_CHUNK = 50_000
 
-_KERNEL_SOURCES = (Path(__file__).with_name("clipkernel.py"), Path(__file__).with_name("facekernel.py"))
+_KERNEL_SOURCES = tuple(Path(__file__).with_name(name) for name in ("clipkernel.py", "facekernel.py", "wkbkernel.py"))
 _loading = threading.Lock()
 _kernel: ModuleType | None = None
 

@@ -14,47 +14,35 @@ from typing import Any
 import numpy as np
 import shapely
 
-from multiplan.crs import RingTable, ellipsoidal_area
+from multiplan.crs import RingTable, ellipsoidal_area, wkb_ring_table
 
 # Vertices closer than this (degrees, ~0.1 mm) are the same vertex when matching shared edges.
 SNAP_DEG = 1e-9
-_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
-        np.uint64(0x27D4EB2F165667C5))
 
 
-def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start points, end points and the owning index of every boundary segment of ``geoms``."""
-    parts, part_owner = shapely.get_parts(geoms, return_index=True)
-    rings, ring_owner = shapely.get_rings(parts, return_index=True)
-    coords, coord_owner = shapely.get_coordinates(rings, return_index=True)
-    same = coord_owner[1:] == coord_owner[:-1]
-    owner = part_owner[ring_owner[coord_owner[:-1][same]]]
-    return coords[:-1][same], coords[1:][same], owner
+def _segments(table: RingTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Key, start and end of every boundary segment, walked in the OGC orientation
+    (segments that snap to a point are left out)."""
+    from multiplan.convexclip import kernel  # its module imports this package's crs
 
-
-def _keys(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A key per directed segment: hash of its undirected end points, low bit = direction; and a keep mask."""
-    q0 = np.round(start / SNAP_DEG).astype(np.int64)
-    q1 = np.round(end / SNAP_DEG).astype(np.int64)
-    keep = (q0[:, 0] != q1[:, 0]) | (q0[:, 1] != q1[:, 1])
-    flip = (q0[:, 0] > q1[:, 0]) | ((q0[:, 0] == q1[:, 0]) & (q0[:, 1] > q1[:, 1]))
-    lo = np.where(flip[:, None], q1, q0).astype(np.uint64)
-    hi = np.where(flip[:, None], q0, q1).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        h = lo[:, 0] * _MIX[0] + lo[:, 1] * _MIX[1] + hi[:, 0] * _MIX[2] + hi[:, 1] * _MIX[3]
-    # a hash collision could only hide a finding, never invent one
-    return (h & ~np.uint64(1)) | flip.astype(np.uint64), keep
+    reverse = table.misoriented_rings()
+    keys, vertex = kernel().segment_keys(table.coords, table.ring_off, reverse, SNAP_DEG)
+    ring = table.coord_ring[vertex]
+    forward = ~reverse[ring][:, None]
+    start = np.where(forward, table.coords[vertex], table.coords[vertex + 1])
+    end = np.where(forward, table.coords[vertex + 1], table.coords[vertex])
+    return keys, start, end
 
 
 def segment_keys(table: RingTable, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of every boundary segment, as if rings had the OGC orientation, and the owning feature's position."""
-    same = table.coord_ring[1:] == table.coord_ring[:-1]
-    start, end = table.coords[:-1][same], table.coords[1:][same]
-    ring = table.coord_ring[:-1][same]
-    keys, keep = _keys(start, end)
-    keys ^= table.misoriented_rings()[ring].astype(np.uint64)  # walk misoriented rings the other way
-    owner = table.part_geom[table.ring_part[ring]]
-    return keys[keep], positions[owner[keep]].astype(np.int32)
+    """Keys of every boundary segment, as if rings had the OGC orientation, and the owning feature's
+    position. A key hashes the undirected segment's end points (snapped to ``SNAP_DEG``); its low bit is
+    the direction. A hash collision could only hide a finding, never invent one."""
+    from multiplan.convexclip import kernel
+
+    keys, vertex = kernel().segment_keys(table.coords, table.ring_off, table.misoriented_rings(), SNAP_DEG)
+    owner = table.part_geom[table.ring_part[table.coord_ring[vertex]]]
+    return keys, positions[owner].astype(np.int32)
 
 
 def unmatched_keys(key_chunks: list[np.ndarray]) -> np.ndarray:
@@ -97,7 +85,7 @@ def _winding(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarr
     return out
 
 
-#: fetch(positions) -> (oriented polygons, feature numbers, feature keys) of those features
+#: fetch(positions) -> (valid polygons, feature numbers, feature keys) of those features
 Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -114,9 +102,8 @@ def coverage_findings(keys: list[np.ndarray], owners: list[np.ndarray], bounds: 
     if len(suspects) == 0:
         return {"overlaps": [], "gaps": []}
     geoms, _, _ = fetch(suspects)
-    start, end, owner = _segments(geoms)
-    seg_keys, keep = _keys(start, end)
-    chosen = keep & np.isin(seg_keys, odd)
+    seg_keys, start, end = _segments(wkb_ring_table(shapely.to_wkb(geoms))[0])
+    chosen = np.isin(seg_keys, odd)
     start, end = start[chosen], end[chosen]
     lines = shapely.linestrings(np.stack([start, end], axis=1))
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(shapely.multilinestrings(lines)))))

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyproj
 import shapely
 
@@ -153,6 +154,9 @@ class RingTable:
     ring_is_shell: np.ndarray
     ring_excess: np.ndarray   # signed: positive for counter-clockwise rings
     n_geoms: int
+    ring_off: np.ndarray      # the same as offsets (GeoArrow's layout): vertices of ring r from ring_off[r]
+    part_off: np.ndarray      # rings of part p from part_off[p]
+    geom_off: np.ndarray      # parts of geometry g from geom_off[g]
 
     def areas(self) -> np.ndarray:
         """Ellipsoidal area (m²) of each input geometry: shells minus holes."""
@@ -164,6 +168,16 @@ class RingTable:
     def misoriented_rings(self) -> np.ndarray:
         """Rings not in the OGC orientation (shells counter-clockwise, holes clockwise)."""
         return np.where(self.ring_is_shell, self.ring_excess < 0, self.ring_excess > 0)
+
+    def oriented_ewkb(self, srid: int = STORAGE_EPSG) -> pa.Array:
+        """Each geometry as an EWKB MultiPolygon with ``srid``, rings in the OGC orientation, as Arrow
+        binary (written by the compiled kernel, straight from the table)."""
+        from multiplan.convexclip import kernel
+
+        data, offsets = kernel().multipolygon_ewkb(self.coords, self.ring_off, self.part_off, self.geom_off,
+                                                   self.misoriented_rings(), srid)
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), self.n_geoms,
+                                                [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
     def geoms_with(self, ring_mask: np.ndarray) -> np.ndarray:
         """Boolean per input geometry: has at least one ring in ``ring_mask``."""
@@ -192,7 +206,39 @@ def ring_table(geoms: np.ndarray) -> RingTable:
     excess = 2 * np.arctan2(np.tan(dlon / 2) * (t1 + t2), 1 + t1 * t2)
     # the sum runs against the pole-ward trapezoids, so it comes out negative for counter-clockwise rings
     ring_excess = -np.bincount(coord_ring[:-1][same], weights=excess, minlength=len(rings))
-    return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms))
+    return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms),
+                     _offsets(coord_ring, len(rings)), _offsets(ring_part, len(parts)), _offsets(part_geom, len(geoms)))
+
+
+def _offsets(owner: np.ndarray, n: int) -> np.ndarray:
+    return np.r_[0, np.cumsum(np.bincount(owner, minlength=n))].astype(np.int64)
+
+
+def _repeat_index(off: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(off) - 1), np.diff(off))
+
+
+def flat_wkb(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An array of WKB (None for missing) as one byte buffer and each item's offsets into it."""
+    lengths = np.fromiter((0 if b is None else len(b) for b in wkb), np.int64, len(wkb))
+    off = np.zeros(len(wkb) + 1, np.int64)
+    np.cumsum(lengths, out=off[1:])
+    return np.frombuffer(b"".join(b for b in wkb if b is not None), np.uint8), off
+
+
+def wkb_ring_table(wkb: np.ndarray) -> tuple[RingTable, np.ndarray]:
+    """The :class:`RingTable` of polygons and multipolygons given as WKB, read by the compiled kernel
+    without making geometries; and a mask of the items it could not read (not polygonal, or malformed),
+    which have no rings."""
+    from multiplan.convexclip import kernel  # the kernel's module needs this one
+
+    k = kernel()
+    coords, ring_off, part_off, geom_off, status = k.wkb_polygons(*flat_wkb(wkb))
+    ring_part = _repeat_index(part_off)
+    is_shell = np.zeros(len(ring_off) - 1, dtype=bool)
+    is_shell[part_off[:-1][np.diff(part_off) > 0]] = True
+    return RingTable(coords, _repeat_index(ring_off), ring_part, _repeat_index(geom_off), is_shell,
+                     k.ring_excess(coords, ring_off), len(geom_off) - 1, ring_off, part_off, geom_off), status != 0
 
 
 # Vertices per chunk of an area computation: each chunk's ring table takes about 150 bytes a vertex,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyproj
 import shapely
 
@@ -27,16 +27,18 @@ from multiplan.crs import (
     SQM_PER_HA,
     SQM_PER_MU,
     STORAGE_CRS,
+    STORAGE_EPSG,
     RingTable,
     ellipsoidal_area,
     geodesic_length,
     ring_table,
+    wkb_ring_table,
 )
 from multiplan.errors import InputError
 from multiplan.indicators import evaluate, load_indicators
 from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunk, sha256_of
 from multiplan.specs import LayerSpec, layer_spec
-from multiplan.store.base import LoadMeta, PlanStore
+from multiplan.store.base import EWKB_COLUMN, LoadMeta, PlanStore
 
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
@@ -169,8 +171,6 @@ def _source_hash(path: Path) -> str:
 
 
 def _to_storage(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
-    if crs.equals(STORAGE_CRS, ignore_axis_order=True):
-        return geoms
     t = pyproj.Transformer.from_crs(crs, STORAGE_CRS, always_xy=True)
 
     def move(coords: np.ndarray) -> np.ndarray:
@@ -179,10 +179,11 @@ def _to_storage(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
     return shapely.transform(geoms, move)
 
 
-def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: PlanSource) -> np.ndarray:
-    """Refuse mixed or wrong geometry types; unpack collections holding one family."""
-    types = shapely.get_type_id(geoms)
-    for i in np.flatnonzero(types == 7):  # GDAL turns some odd polygons into collections: keep them if polygonal
+def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: PlanSource
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse mixed or wrong geometry types; unpack collections holding one family (returns which)."""
+    unpacked = shapely.get_type_id(geoms) == 7
+    for i in np.flatnonzero(unpacked):  # GDAL turns some odd polygons into collections: keep them if polygonal
         parts = shapely.get_parts(geoms[i])
         part_types = set(shapely.get_type_id(parts).tolist())
         if part_types <= {3, 6}:
@@ -198,7 +199,7 @@ def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: P
     if family != spec.geometry:
         raise InputError("wrong_geometry", file=src.name, got=family, layer=spec.id, expected=spec.geometry,
                          features=_numbers(numbers[:MAX_LISTED]))
-    return geoms
+    return geoms, unpacked
 
 
 def _check_declared_type(src: PlanSource, spec: LayerSpec) -> None:
@@ -227,10 +228,11 @@ def _check_region(bounds: np.ndarray, numbers: np.ndarray, src: PlanSource) -> N
         raise InputError("out_of_region", file=src.name, features=_numbers(numbers[outside]), crs=src.crs.label)
 
 
-def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, result: _ChunkResult
-                     ) -> tuple[np.ndarray, np.ndarray, RingTable]:
-    """Make every polygon valid, multi and oriented (shells counter-clockwise); returns a keep mask
-    and the ring table of the repaired geometries (measured before orienting: areas don't care)."""
+def _repair_polygons(geoms: np.ndarray, wkb: np.ndarray, rewritten: np.ndarray, numbers: np.ndarray,
+                     shapefile: bool, result: _ChunkResult) -> tuple[np.ndarray, np.ndarray, RingTable, pa.Array]:
+    """Make every polygon valid; returns the valid polygons, a keep mask, their ring table (from the WKB
+    as read, or written again where ``rewritten`` or repaired) and their EWKB as multipolygons in the OGC
+    orientation (shells counter-clockwise), which is what the stores take."""
     keep = np.ones(len(geoms), dtype=bool)
     invalid = np.flatnonzero(~shapely.is_valid(geoms))
     if len(invalid):
@@ -247,11 +249,16 @@ def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, re
                 geoms[i] = shapely.MultiPolygon()
                 continue
             geoms[i] = repaired
+            rewritten[i] = True
             result.repairs.append({"feature": int(numbers[i]), "kind": "invalid_polygon", "detail": reason,
                                    "area_before_m2": float(area),
                                    "area_after_m2": float(ellipsoidal_area(np.array([repaired]))[0])})
-    geoms, numbers = geoms[keep], numbers[keep]
-    table = ring_table(geoms)
+    geoms, numbers, wkb, rewritten = geoms[keep], numbers[keep], wkb[keep], rewritten[keep]
+    if rewritten.any():
+        wkb[rewritten] = shapely.to_wkb(geoms[rewritten])
+    table, unreadable = wkb_ring_table(wkb)
+    if unreadable.any():  # not expected (GEOS read them as polygons), but shapely can take them apart
+        table = ring_table(geoms)
     misoriented = table.misoriented_rings()
     # shapefiles store shells clockwise, other formats counter-clockwise: only a break of the
     # file's own convention is a repair worth reporting
@@ -259,13 +266,7 @@ def _repair_polygons(geoms: np.ndarray, numbers: np.ndarray, shapefile: bool, re
     for i in np.flatnonzero(table.geoms_with(convention_broken)):
         result.repairs.append({"feature": int(numbers[i]), "kind": "ring_orientation",
                                "detail": "shell ring had the wrong orientation for its format"})
-    flip = table.geoms_with(misoriented)
-    if flip.any():
-        geoms[flip] = shapely.orient_polygons(geoms[flip], exterior_cw=False)
-    single = shapely.get_type_id(geoms) == 3
-    if single.any():
-        geoms[single] = shapely.multipolygons(geoms[single][:, None])
-    return geoms, keep, table
+    return geoms, keep, table, table.oriented_ewkb()
 
 
 def _attrs_json(attrs: pd.DataFrame) -> list[str]:
@@ -283,7 +284,8 @@ def _text_column(attrs: pd.DataFrame, candidates: tuple[str, ...]) -> pd.Series 
 
 @dataclass
 class _Features:
-    geoms: np.ndarray
+    geoms: np.ndarray        # valid; polygons not yet oriented nor made multi
+    ewkb: pa.Array           # what the stores take: multi-geometries, OGC orientation, SRID 4490
     numbers: np.ndarray
     attrs: pd.DataFrame
     positions: np.ndarray
@@ -295,10 +297,11 @@ class _Features:
 def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _ChunkResult) -> _Features:
     """Geometry checks and repairs for one chunk: the same function when features are read again."""
     positions = np.arange(len(chunk.feature_no)) + max(chunk.start, 0)
-    numbers, geoms, attrs, fids = chunk.feature_no, chunk.geometry, chunk.attributes, chunk.fids
+    numbers, geoms, attrs, fids, wkb = chunk.feature_no, chunk.geometry, chunk.attributes, chunk.fids, chunk.wkb
     if src.deleted_records:  # the rule: a record flagged deleted in the .dbf is not part of the plan
         live = ~np.isin(numbers, src.deleted_records)
-        numbers, geoms, attrs, fids, positions = numbers[live], geoms[live], attrs[live], fids[live], positions[live]
+        numbers, geoms, attrs, fids, positions, wkb = (numbers[live], geoms[live], attrs[live], fids[live],
+                                                       positions[live], wkb[live])
     result.read += len(numbers)
     if chunk.unreadable:
         raise InputError("unsupported_geometry", file=src.name, got=src.geometry_type or "unknown")
@@ -308,19 +311,23 @@ def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _Chunk
     for n in numbers[empty]:
         result.rejected.append({"feature": int(n), "reason": "empty", "detail": "NULL or empty geometry"})
     keep = ~empty
-    geoms, numbers, fids, positions = geoms[keep], numbers[keep], fids[keep], positions[keep]
+    geoms, numbers, fids, positions, wkb = geoms[keep], numbers[keep], fids[keep], positions[keep], wkb[keep]
     attrs = attrs[keep].reset_index(drop=True)
+    rewritten = np.zeros(len(geoms), dtype=bool)  # changed since read: their WKB is written again
     if len(geoms):
-        geoms = _check_types(geoms, numbers, spec, src)
+        geoms, rewritten = _check_types(geoms, numbers, spec, src)
         result.family = spec.geometry
         _check_coordinates(geoms, numbers, src)
         assert src.crs is not None
-        geoms = _to_storage(geoms, src.crs.crs)
+        if not src.crs.crs.equals(STORAGE_CRS, ignore_axis_order=True):
+            geoms = _to_storage(geoms, src.crs.crs)
+            rewritten[:] = True
         _check_region(shapely.bounds(geoms), numbers, src)
     if spec.geometry == "polygon":
-        geoms, ok, table = _repair_polygons(geoms, numbers, src.driver == "ESRI Shapefile", result)
+        geoms, ok, table, ewkb = _repair_polygons(geoms, wkb, rewritten, numbers, src.driver == "ESRI Shapefile",
+                                                  result)
         numbers, attrs, positions, fids = numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok]
-        return _Features(geoms, numbers, attrs, positions, fids,
+        return _Features(geoms, ewkb, numbers, attrs, positions, fids,
                          shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)), table)
     parts, owner = shapely.get_parts(geoms, return_index=True)
     maker = shapely.multilinestrings if spec.geometry == "line" else shapely.multipoints
@@ -334,7 +341,8 @@ def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _Chunk
             result.rejected.append({"feature": int(n), "reason": "empty", "detail": "zero-length line"})
         ok &= ~degenerate
     geoms = geoms[ok]
-    return _Features(geoms, numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok],
+    ewkb = pa.array(shapely.to_wkb(shapely.set_srid(geoms, STORAGE_EPSG), include_srid=True), type=pa.large_binary())
+    return _Features(geoms, ewkb, numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok],
                      shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)))
 
 
@@ -351,7 +359,7 @@ def _feature_keys(attrs: pd.DataFrame, numbers: np.ndarray, spec: LayerSpec) -> 
 
 def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field: str) -> _ChunkResult:
     """Everything one chunk needs, with no shared state, so chunks can run on several threads."""
-    result = _ChunkResult(frame=gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS)), start=chunk.start)
+    result = _ChunkResult(frame=pd.DataFrame(), start=chunk.start)
     f = _normalise(chunk, src, spec, result)
     result.positions, result.fids, result.bounds = f.positions, f.fids, f.bounds
     if len(f.geoms) == 0:
@@ -399,18 +407,19 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
         area=measures["area"], length=measures["length"])
     for key, row in by_county.groupby(["xzqdm", "ydyh_code", "orig_code", "zone_code"])[["area", "length"]].sum().iterrows():
         result.county[tuple(str(k) for k in key)] = [float(row["area"]), float(row["length"])]
-    result.frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(f.geoms, crs=STORAGE_CRS))
+    frame[EWKB_COLUMN] = pd.arrays.ArrowExtensionArray(f.ewkb)
+    result.frame = frame
     result.loaded = len(frame)
     return result
 
 
 def _check_range(src: PlanSource, spec: LayerSpec, code_field: str, start: int, count: int,
-                 encoder: Callable[[gpd.GeoDataFrame], Any]) -> _ChunkResult:
+                 encoder: Callable[[pd.DataFrame], Any]) -> _ChunkResult:
     """Read, check and encode features ``start`` to ``start + count``: the unit of parallel work."""
     known_notes = len(src.notes)
     chunk = read_chunk(src, start, count)
     if chunk is None:
-        part = _ChunkResult(frame=gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=STORAGE_CRS)), start=start)
+        part = _ChunkResult(frame=pd.DataFrame(), start=start)
     else:
         part = _process_chunk(chunk, src, spec, code_field)
     part.notes = src.notes[known_notes:]
@@ -422,7 +431,7 @@ def _refetch(src: PlanSource, spec: LayerSpec, code_field: str, fids_by_position
     """For coverage QC: read features at some positions again and normalise them the same way."""
     def fetch(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raw = read_again(src, fids_by_position[positions], positions)
-        f = _normalise(raw, src, spec, _ChunkResult(frame=gpd.GeoDataFrame()))
+        f = _normalise(raw, src, spec, _ChunkResult(frame=pd.DataFrame()))
         return f.geoms, f.numbers, _feature_keys(f.attrs, f.numbers, spec)
     return fetch
 
@@ -533,6 +542,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
                 pool.shutdown(wait=True, cancel_futures=True)
             if tally.loaded == 0:
                 raise InputError("all_rejected", file=src.name)
+            sealing = writer.submit(session.seal)  # the database indexes while the report is made
             if progress:
                 progress("quality", 0, 1)
             quality = _quality(src, spec, code_field, tally)
@@ -542,6 +552,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             earlier = store.versions(layer_id)
             summary["warnings"] = evaluate(layer_id, summary, earlier[-1].report if earlier else None,
                                            load_indicators())
+            sealing.result()
         version = session.commit(summary)
     except BaseException as exc:
         session.abort(f"{type(exc).__name__}: {exc}")

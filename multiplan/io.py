@@ -315,6 +315,7 @@ class RawChunk:
     attributes: pd.DataFrame
     unreadable: list[int]          # feature numbers whose geometry type shapely cannot hold
     unclosed: list[int]            # feature numbers whose rings had to be closed
+    wkb: np.ndarray                # each geometry's WKB (as read, or as closed)
 
 
 def _decode_wkb(wkb: np.ndarray, feature_no: np.ndarray) -> tuple[np.ndarray, list[int], list[int]]:
@@ -336,6 +337,7 @@ def _decode_wkb(wkb: np.ndarray, feature_no: np.ndarray) -> tuple[np.ndarray, li
             fixed = shapely.from_wkb(blob, on_invalid="fix") if "closed" in str(exc) else None
             if fixed is not None:
                 geoms[i] = fixed
+                wkb[i] = shapely.to_wkb(fixed)
                 unclosed.append(int(feature_no[i]))
             else:
                 geoms[i] = None
@@ -364,7 +366,7 @@ def _chunk(src: PlanSource, start: int, meta: dict, fids: np.ndarray, wkb: np.nd
            feature_no: np.ndarray) -> RawChunk:
     geoms, unreadable, unclosed = _decode_wkb(wkb, feature_no)
     attrs = pd.DataFrame({str(name): col for name, col in zip(meta["fields"], values, strict=True)})
-    return RawChunk(start, fids, feature_no, geoms, attrs, unreadable, unclosed)
+    return RawChunk(start, fids, feature_no, geoms, attrs, unreadable, unclosed, wkb)
 
 
 def _feature_numbers(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from multiplan.specs import LAYER_IDS
 
@@ -105,9 +106,17 @@ class LoadMeta:
     actor: str = field(default_factory=current_actor)
 
 
-def keep_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The default chunk encoder: the store takes the frame as it is."""
-    return frame
+#: The column of a loaded chunk that holds its geometries: EWKB (SRID 4490) of multi-geometries, polygons
+#: in the OGC orientation, as Arrow binary.
+EWKB_COLUMN = "geometry_ewkb"
+
+
+def keep_frame(frame: pd.DataFrame) -> gpd.GeoDataFrame:
+    """The default chunk encoder: the chunk as a GeoDataFrame."""
+    if frame.empty:
+        return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=4490))
+    geoms = shapely.from_wkb(np.asarray(frame[EWKB_COLUMN], dtype=object))
+    return gpd.GeoDataFrame(frame.drop(columns=EWKB_COLUMN), geometry=gpd.GeoSeries(geoms, crs=4490))
 
 
 @dataclass
@@ -144,11 +153,15 @@ class LoadSession(ABC):
 
     #: Turns a chunk of normalised features into what :meth:`write` takes. It must be picklable:
     #: loads of large files run it in worker processes, next to the checks.
-    encoder: Callable[[gpd.GeoDataFrame], Any] = staticmethod(keep_frame)
+    encoder: Callable[[pd.DataFrame], Any] = staticmethod(keep_frame)
 
     @abstractmethod
     def write(self, payload: Any) -> None:
-        """Stage one encoded chunk of normalised features (FEATURE_COLUMNS minus version, plus geometry)."""
+        """Stage one encoded chunk of normalised features (FEATURE_COLUMNS minus version, plus EWKB_COLUMN)."""
+
+    def seal(self) -> None:
+        """Called once after the last :meth:`write`, while the load report is still being made (on another
+        thread): a store builds its indexes on the staged features here. Nothing is published yet."""
 
     @abstractmethod
     def commit(self, summary: dict[str, Any]) -> PlanVersion:

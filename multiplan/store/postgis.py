@@ -15,6 +15,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import shapely
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from multiplan.store.base import (
     APPEND_ONLY,
     CASE_COLUMNS,
     EVENT_COLUMNS,
+    EWKB_COLUMN,
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
     PATCH_STORE_COLUMNS,
@@ -561,7 +563,7 @@ class PostgisStore(PlanStore):
 _ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}
 
 
-def binary_copy(frame: gpd.GeoDataFrame, version: int) -> bytes | None:
+def binary_copy(frame: pd.DataFrame, version: int) -> bytes | None:
     """The features of ``frame`` as a complete PostgreSQL binary COPY stream (encoded by pgpq).
 
     Binary COPY hands each field to its column's binary input: jsonb's is a version byte (1) and the
@@ -578,8 +580,7 @@ def binary_copy(frame: gpd.GeoDataFrame, version: int) -> bytes | None:
             columns[name] = pa.array(np.asarray(values, dtype=np.int64).astype(np.int32))
         else:
             columns[name] = pa.array(values, type=_ARROW_TYPES[pg], from_pandas=True)
-    wkb = shapely.to_wkb(shapely.set_srid(np.asarray(frame.geometry.values), 4490), include_srid=True)
-    columns["geom"] = pa.array(wkb, type=pa.binary())
+    columns["geom"] = pa.array(frame[EWKB_COLUMN])
     table = pa.table(columns)
     encoder = ArrowToPostgresBinaryEncoder(table.schema)
     parts = [encoder.write_header(), *(encoder.write_batch(b) for b in table.to_batches()), encoder.finish()]
@@ -703,6 +704,7 @@ class _PostgisLoad(LoadSession):
         self.partition = f"{self.table}_v{self.version}"  # from a fixed layer id and an integer
         self.encoder = partial(binary_copy, version=self.version)
         self.staged = False
+        self.sealed = False
 
     def _failed(self, exc: BaseException) -> StorageError:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -723,16 +725,26 @@ class _PostgisLoad(LoadSession):
         except Exception as exc:
             raise self._failed(exc) from exc
 
+    def seal(self) -> None:
+        if not self.staged or self.sealed:
+            return
+        p = self.partition
+        try:
+            for sql in (f"ALTER TABLE {p} ADD CONSTRAINT {p}_version CHECK (version = {self.version})",
+                        f"ALTER TABLE {p} ADD PRIMARY KEY (version, feature_no)",
+                        f"CREATE INDEX {p}_geom ON {p} USING gist (geom)"):
+                self.conn.exec_driver_sql(sql)
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        self.sealed = True
+
     def commit(self, summary: dict[str, Any]) -> PlanVersion:
         record = version_record(self.meta, self.version, summary)
+        self.seal()
         try:
             if self.staged:
-                p = self.partition
-                for sql in (f"ALTER TABLE {p} ADD CONSTRAINT {p}_version CHECK (version = {self.version})",
-                            f"ALTER TABLE {p} ADD PRIMARY KEY (version, feature_no)",
-                            f"CREATE INDEX {p}_geom ON {p} USING gist (geom)",
-                            f"ALTER TABLE {self.table} ATTACH PARTITION {p} FOR VALUES IN ({self.version})"):
-                    self.conn.exec_driver_sql(sql)
+                self.conn.exec_driver_sql(f"ALTER TABLE {self.table} ATTACH PARTITION {self.partition} "
+                                          f"FOR VALUES IN ({self.version})")
             self.conn.execute(sa.text(
                 f"INSERT INTO mp_plan_versions ({', '.join(record)}) VALUES "
                 f"({', '.join(':' + k if k != 'report_json' else 'CAST(:report_json AS jsonb)' for k in record)})"),

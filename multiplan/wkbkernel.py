@@ -1,0 +1,234 @@
+"""Polygon WKB in, ring table, segment keys and EWKB out, compiled: the loader's geometry pass.
+
+A load used to take each chunk's polygons apart with shapely (parts, rings, coordinates), measure them
+with numpy, orient and re-assemble them as multipolygons, and write them out again as EWKB: six passes
+that built millions of small objects and cost more than reading the file. Here the WKB as read (or as
+repaired) is walked once into flat arrays (the GeoArrow layout: coordinates, ring, polygon and geometry
+offsets), and the oriented multipolygon EWKB the database takes is written straight from them.
+
+Compiled ahead of time with the clipping and face kernels (:mod:`multiplan.clipkernel`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from multiplan.crs import _E, _E2, _QP
+
+# Outcome of reading one geometry.
+WKB_OK, WKB_UNSUPPORTED = 0, 1
+_Z, _M, _SRID = 0x80000000, 0x40000000, 0x20000000
+# Segment-key hashing constants (as multiplan.coverage's).
+_K0, _K1, _K2, _K3 = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
+                      np.uint64(0x27D4EB2F165667C5))
+_NOT_1 = np.uint64(0xFFFFFFFFFFFFFFFE)
+
+
+@njit(cache=True, nogil=True)
+def _u32(buf, p, little):
+    b0, b1, b2, b3 = np.int64(buf[p]), np.int64(buf[p + 1]), np.int64(buf[p + 2]), np.int64(buf[p + 3])
+    if little:
+        return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+    return b3 | (b2 << 8) | (b1 << 16) | (b0 << 24)
+
+
+@njit(cache=True, nogil=True)
+def _header(buf, p, end):
+    """(position after the header, little endian, base type, dimensions), or p = -1 when it is not readable."""
+    if p + 5 > end or buf[p] > 1:
+        return -1, False, 0, 0
+    little = buf[p] == 1
+    t = _u32(buf, p + 1, little)
+    p += 5
+    dims = 2 + (1 if t & _Z else 0) + (1 if t & _M else 0)
+    if t & _SRID:
+        p += 4
+    t &= 0x0FFFFFFF
+    iso = t // 1000
+    dims += 1 if iso == 1 or iso == 2 else (2 if iso == 3 else 0)
+    return (p if p <= end and iso <= 3 else -1), little, t % 1000, dims
+
+
+@njit(cache=True, nogil=True)
+def _polygon(buf, p, end, little, dims, xyb, nc, ring_off, nr, write):
+    """Read one polygon's rings from ``p``; returns (new p, coordinates, rings), p = -1 when malformed."""
+    if p + 4 > end:
+        return -1, nc, nr
+    n_rings = _u32(buf, p, little)
+    p += 4
+    for _ in range(n_rings):
+        if p + 4 > end:
+            return -1, nc, nr
+        n = _u32(buf, p, little)
+        p += 4
+        if p + n * 8 * dims > end:
+            return -1, nc, nr
+        if write:
+            dst = nc * 16
+            if little and dims == 2:
+                xyb[dst:dst + n * 16] = buf[p:p + n * 16]
+            else:
+                for v in range(n):
+                    src = p + v * 8 * dims
+                    for c in range(2):
+                        for b in range(8):
+                            xyb[dst + v * 16 + c * 8 + b] = buf[src + c * 8 + (b if little else 7 - b)]
+            ring_off[nr + 1] = nc + n
+        p += n * 8 * dims
+        nc += n
+        nr += 1
+    return p, nc, nr
+
+
+@njit(cache=True, nogil=True)
+def _geometry(buf, p, end, xyb, nc, ring_off, nr, poly_off, npoly, write):
+    """Read one polygon or multipolygon; returns (readable, coordinates, rings, polygons) so far."""
+    p, little, kind, dims = _header(buf, p, end)
+    if p < 0 or (kind != 3 and kind != 6):
+        return False, nc, nr, npoly
+    n_parts = 1
+    if kind == 6:
+        if p + 4 > end:
+            return False, nc, nr, npoly
+        n_parts = _u32(buf, p, little)
+        p += 4
+    for _ in range(n_parts):
+        if kind == 6:
+            p, little, part_kind, dims = _header(buf, p, end)
+            if p < 0 or part_kind != 3:
+                return False, nc, nr, npoly
+        p, nc, nr = _polygon(buf, p, end, little, dims, xyb, nc, ring_off, nr, write)
+        if p < 0:
+            return False, nc, nr, npoly
+        npoly += 1
+        if write:
+            poly_off[npoly] = nr
+    return True, nc, nr, npoly
+
+
+@njit(cache=True, nogil=True)
+def wkb_polygons(buf, off):
+    """Polygons and multipolygons given as WKB (feature ``g`` is ``buf[off[g]:off[g + 1]]``; 2-D, Z, M,
+    ISO or EWKB, either byte order) as flat arrays: lon/lat of every ring vertex, ring offsets into them,
+    polygon offsets into the rings, geometry offsets into the polygons, and each geometry's status
+    (WKB_UNSUPPORTED: not polygonal or malformed; it then has no polygons)."""
+    n = len(off) - 1
+    status = np.zeros(n, np.int8)
+    none_b = np.zeros(0, np.uint8)
+    none_i = np.zeros(0, np.int64)
+    nc = nr = npoly = 0
+    for g in range(n):  # first pass: sizes, and which geometries are readable
+        ok, c, r, q = _geometry(buf, off[g], off[g + 1], none_b, 0, none_i, 0, none_i, 0, False)
+        if ok:
+            nc, nr, npoly = nc + c, nr + r, npoly + q
+        else:
+            status[g] = WKB_UNSUPPORTED
+    xy = np.empty((nc, 2))
+    ring_off = np.zeros(nr + 1, np.int64)
+    poly_off = np.zeros(npoly + 1, np.int64)
+    geom_off = np.zeros(n + 1, np.int64)
+    xyb = xy.reshape(-1).view(np.uint8)
+    nc = nr = npoly = 0
+    for g in range(n):
+        if status[g] == WKB_OK:
+            _, nc, nr, npoly = _geometry(buf, off[g], off[g + 1], xyb, nc, ring_off, nr, poly_off, npoly, True)
+        geom_off[g + 1] = npoly
+    return xy, ring_off, poly_off, geom_off, status
+
+
+@njit(cache=True, nogil=True)
+def excess_of_ring(xy, start, end):
+    """Signed spherical excess of the closed lon/lat ring ``xy[start:end]`` on the authalic sphere (positive
+    counter-clockwise): the exact area on the ellipsoid over the authalic sphere's radius squared."""
+    excess = 0.0
+    t_prev = lon_prev = 0.0
+    for v in range(start, end):
+        lon = np.radians(xy[v, 0])
+        s = np.sin(np.radians(xy[v, 1]))
+        q = (1 - _E2) * (s / (1 - _E2 * s * s) - np.log((1 - _E * s) / (1 + _E * s)) / (2 * _E))
+        sin_beta = min(1.0, max(-1.0, q / _QP))
+        t = sin_beta / (1 + np.sqrt(1 - sin_beta * sin_beta))  # tan(β/2)
+        if v > start:
+            excess += 2 * np.arctan2(np.tan((lon - lon_prev) / 2) * (t_prev + t), 1 + t_prev * t)
+        t_prev, lon_prev = t, lon
+    return -excess  # the sum runs against the pole-ward trapezoids
+
+
+@njit(cache=True, nogil=True)
+def ring_excess(xy, ring_off):
+    """:func:`excess_of_ring` of every ring, as :func:`multiplan.crs.ring_table` computes it."""
+    out = np.zeros(len(ring_off) - 1)
+    for r in range(len(ring_off) - 1):
+        out[r] = excess_of_ring(xy, ring_off[r], ring_off[r + 1])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _put_u32(out, p, value):
+    for b in range(4):
+        out[p + b] = (value >> (8 * b)) & 0xFF
+    return p + 4
+
+
+@njit(cache=True, nogil=True)
+def multipolygon_ewkb(xy, ring_off, poly_off, geom_off, reverse, srid):
+    """Each geometry as a little-endian EWKB MultiPolygon with ``srid``, the rings flagged in ``reverse``
+    walked backwards; returns the bytes and each geometry's offsets into them."""
+    n = len(geom_off) - 1
+    n_polys = len(poly_off) - 1
+    n_rings = len(ring_off) - 1
+    size = n * 13 + n_polys * 9 + n_rings * 4 + (ring_off[-1] - ring_off[0]) * 16
+    out = np.empty(size, np.uint8)
+    offsets = np.zeros(n + 1, np.int64)
+    xyb = xy.reshape(-1).view(np.uint8)
+    p = 0
+    for g in range(n):
+        out[p] = 1
+        p = _put_u32(out, p + 1, 6 | _SRID)
+        p = _put_u32(out, p, srid)
+        p = _put_u32(out, p, geom_off[g + 1] - geom_off[g])
+        for q in range(geom_off[g], geom_off[g + 1]):
+            out[p] = 1
+            p = _put_u32(out, p + 1, 3)
+            p = _put_u32(out, p, poly_off[q + 1] - poly_off[q])
+            for r in range(poly_off[q], poly_off[q + 1]):
+                a, b = ring_off[r], ring_off[r + 1]
+                p = _put_u32(out, p, b - a)
+                if not reverse[r]:
+                    out[p:p + (b - a) * 16] = xyb[a * 16:b * 16]
+                    p += (b - a) * 16
+                else:
+                    for v in range(b - 1, a - 1, -1):
+                        out[p:p + 16] = xyb[v * 16:v * 16 + 16]
+                        p += 16
+        offsets[g + 1] = p
+    return out, offsets
+
+
+@njit(cache=True, nogil=True)
+def segment_keys(xy, ring_off, reverse, snap):
+    """The coverage check's key of every boundary segment (see :func:`multiplan.coverage.segment_keys`):
+    end points snapped to ``snap``, a hash of the undirected segment with the direction in the low bit,
+    rings flagged in ``reverse`` taken the other way; segments that snap to a point are left out.
+    Returns the keys and each key's first vertex (as stored)."""
+    keys = np.empty(max(0, ring_off[-1] - ring_off[0]), np.uint64)
+    vertex = np.empty(len(keys), np.int64)
+    k = 0
+    for r in range(len(ring_off) - 1):
+        for v in range(ring_off[r], ring_off[r + 1] - 1):
+            ax, ay = np.int64(np.rint(xy[v, 0] / snap)), np.int64(np.rint(xy[v, 1] / snap))
+            bx, by = np.int64(np.rint(xy[v + 1, 0] / snap)), np.int64(np.rint(xy[v + 1, 1] / snap))
+            if ax == bx and ay == by:
+                continue
+            flip = ax > bx or (ax == bx and ay > by)
+            if flip:
+                ax, ay, bx, by = bx, by, ax, ay
+            h = np.uint64(ax) * _K0 + np.uint64(ay) * _K1 + np.uint64(bx) * _K2 + np.uint64(by) * _K3
+            key = (h & _NOT_1) | np.uint64(1 if flip else 0)
+            if reverse[r]:
+                key ^= np.uint64(1)
+            keys[k] = key
+            vertex[k] = v
+            k += 1
+    return keys[:k], vertex[:k]
