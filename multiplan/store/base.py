@@ -159,7 +159,7 @@ class LoadSession(ABC):
     def write(self, payload: Any) -> None:
         """Stage one encoded chunk of normalised features (FEATURE_COLUMNS minus version, plus EWKB_COLUMN)."""
 
-    def seal(self) -> None:
+    def seal(self) -> None:  # noqa: B027 (optional: a store without indexes to build has nothing to do)
         """Called once after the last :meth:`write`, while the load report is still being made (on another
         thread): a store builds its indexes on the staged features here. Nothing is published yet."""
 
