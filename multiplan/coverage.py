@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from multiplan.crs import RingTable, ellipsoidal_area, wkb_ring_table
@@ -69,6 +70,11 @@ def unmatched_keys(key_chunks: list[np.ndarray]) -> np.ndarray:
     return np.unique(keys[np.repeat(~matched, sizes)])
 
 
+def _among(keys: np.ndarray, few: np.ndarray) -> np.ndarray:
+    """np.isin for a few keys among millions, by a hash table of the few (isin sorts them all)."""
+    return pd.Series(keys, copy=False).isin(few).to_numpy()
+
+
 def _winding(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """How many features cover each point, from the unmatched directed segments alone.
 
@@ -97,13 +103,13 @@ def coverage_findings(keys: list[np.ndarray], owners: list[np.ndarray], bounds: 
     ``bounds`` holds (minx, miny, maxx, maxy) per feature position (NaN for features not loaded).
     """
     odd = unmatched_keys(keys)
-    suspects = np.unique(np.concatenate([o[np.isin(k, odd)] for k, o in zip(keys, owners, strict=True)])
+    suspects = np.unique(np.concatenate([o[_among(k, odd)] for k, o in zip(keys, owners, strict=True)])
                          if keys else np.zeros(0, dtype=np.int64)).astype(np.int64)
     if len(suspects) == 0:
         return {"overlaps": [], "gaps": []}
     geoms, _, _ = fetch(suspects)
     seg_keys, start, end = _segments(wkb_ring_table(shapely.to_wkb(geoms))[0])
-    chosen = np.isin(seg_keys, odd)
+    chosen = _among(seg_keys, odd)
     start, end = start[chosen], end[chosen]
     lines = shapely.linestrings(np.stack([start, end], axis=1))
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(shapely.multilinestrings(lines)))))

@@ -220,10 +220,10 @@ def _repeat_index(off: np.ndarray) -> np.ndarray:
 
 def flat_wkb(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An array of WKB (None for missing) as one byte buffer and each item's offsets into it."""
-    lengths = np.fromiter((0 if b is None else len(b) for b in wkb), np.int64, len(wkb))
-    off = np.zeros(len(wkb) + 1, np.int64)
-    np.cumsum(lengths, out=off[1:])
-    return np.frombuffer(b"".join(b for b in wkb if b is not None), np.uint8), off
+    packed = pa.array(wkb, type=pa.large_binary(), from_pandas=True)
+    _, off, data = packed.buffers()
+    off = np.frombuffer(off, np.int64)[packed.offset:packed.offset + len(packed) + 1]
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), off
 
 
 def wkb_ring_table(wkb: np.ndarray) -> tuple[RingTable, np.ndarray]:

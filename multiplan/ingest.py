@@ -190,7 +190,7 @@ def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: P
             geoms[i] = shapely.multipolygons(shapely.get_parts(parts))
         elif part_types <= {1, 5}:
             geoms[i] = shapely.multilinestrings(shapely.get_parts(parts))
-    families = {_FAMILY_NAME.get(t, "other") for t in shapely.get_type_id(geoms).tolist()}
+    families = {_FAMILY_NAME.get(t, "other") for t in np.unique(shapely.get_type_id(geoms)).tolist()}
     if "other" in families:
         raise InputError("unsupported_geometry", file=src.name, got=src.geometry_type or "GeometryCollection")
     if len(families) > 1:
@@ -213,6 +213,9 @@ def _check_declared_type(src: PlanSource, spec: LayerSpec) -> None:
 
 
 def _check_coordinates(geoms: np.ndarray, numbers: np.ndarray, src: PlanSource) -> None:
+    largest = np.abs(shapely.get_coordinates(geoms)).max(initial=0.0)
+    if largest < MAX_ABS_COORD:  # NaN compares false
+        return
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     bad = ~np.all(np.isfinite(coords) & (np.abs(coords) < MAX_ABS_COORD), axis=1)
     if bad.any():
@@ -269,12 +272,20 @@ def _repair_polygons(geoms: np.ndarray, wkb: np.ndarray, rewritten: np.ndarray, 
     return geoms, keep, table, table.oriented_ewkb()
 
 
-def _attrs_json(attrs: pd.DataFrame) -> list[str]:
+def _attrs_json(attrs: pd.DataFrame) -> pa.Array:
+    """Each row's attributes as a JSON object (Arrow text): one JSON-lines text cut at its line ends, as
+    JSON escapes every newline inside its strings."""
     if attrs.shape[1] == 0:
-        return ["{}"] * len(attrs)
+        return pa.array(["{}"] * len(attrs), type=pa.large_string())
     text = attrs.reset_index(drop=True).to_json(orient="records", lines=True, force_ascii=False,
-                                                date_format="iso")
-    return text.splitlines()
+                                                date_format="iso").encode("utf-8")
+    ends = np.flatnonzero(np.frombuffer(text, np.uint8) == ord("\n"))
+    if len(ends) < len(attrs):  # no newline after the last line
+        ends = np.append(ends, len(text))
+    offsets = np.zeros(len(attrs) + 1, np.int64)
+    offsets[1:] = ends - np.arange(len(ends))  # where the rows end once the newlines are gone
+    return pa.LargeStringArray.from_buffers(len(attrs), pa.py_buffer(offsets),
+                                            pa.py_buffer(text.replace(b"\n", b"")))
 
 
 def _text_column(attrs: pd.DataFrame, candidates: tuple[str, ...]) -> pd.Series | None:
@@ -396,7 +407,7 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     else:
         frame["area_m2"] = np.nan
         frame["length_m"] = geodesic_length(f.geoms) if spec.geometry == "line" else np.nan
-    frame["source_attributes"] = _attrs_json(f.attrs)
+    frame["source_attributes"] = pd.arrays.ArrowExtensionArray(_attrs_json(f.attrs))
     measures = pd.DataFrame({"code": unified.where(unified.notna(), "").to_numpy(dtype=object),
                              "area": frame["area_m2"].fillna(0.0), "length": frame["length_m"].fillna(0.0)})
     for code, row in measures.groupby("code").agg(area=("area", "sum"), length=("length", "sum"),

@@ -49,6 +49,7 @@ class PlanSource:
     fields: list[str] = field(default_factory=list)
     deleted_records: list[int] = field(default_factory=list)  # 1-based .dbf record numbers
     notes: list[str] = field(default_factory=list)           # announcements for the load report
+    arrow_read: bool = True       # False once GDAL's Arrow stream proved unsuitable (see _read_arrow)
 
     @property
     def name(self) -> str:
@@ -369,6 +370,50 @@ def _chunk(src: PlanSource, start: int, meta: dict, fids: np.ndarray, wkb: np.nd
     return RawChunk(start, fids, feature_no, geoms, attrs, unreadable, unclosed, wkb)
 
 
+# Field types the Arrow read gives exactly as the plain read does.
+_ARROW_FIELD_TYPES = {"OFTString", "OFTInteger", "OFTInteger64", "OFTReal"}
+
+
+def _read_arrow(src: PlanSource, start: int, **kwargs: Any) -> RawChunk | None:
+    """The same features through GDAL's Arrow stream, some three times faster (attributes stay columns,
+    not Python objects); None where the plain read must decide: any GDAL message while reading (text
+    in the wrong encoding, unclosed rings, M values), field types beyond text and numbers, geometries
+    that are not plain 2-D polygons (the plain read linearises curves). Polygon plans only."""
+    if not src.arrow_read or src.geometry_type not in ("Polygon", "MultiPolygon"):
+        return None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            meta, table = pyogrio.raw.read_arrow(src.dataset, layer=src.layer, return_fids=True,
+                                                 encoding=src.encoding if src.driver == "ESRI Shapefile" else None,
+                                                 **kwargs)
+    except Exception:  # the plain read gives the error its proper message
+        return None
+    if table.num_rows == 0:
+        return None
+    if caught or set(meta["ogr_types"]) - _ARROW_FIELD_TYPES or set(meta["ogr_subtypes"]) - {"OFSTNone"}:
+        src.arrow_read = False
+        return None
+    fid_name, geom_name = meta["fid_column"] or "OGC_FID", meta["geometry_name"] or "wkb_geometry"
+    fids = table.column(fid_name).to_numpy().astype(np.int64)
+    wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
+    try:
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    except (shapely.errors.GEOSException, NotImplementedError):  # curves
+        src.arrow_read = False
+        return None
+    if (shapely.get_type_id(geoms) > 7).any() or (shapely.get_coordinate_dimension(geoms) > 2).any() \
+            or (shapely.is_missing(geoms) & ~pd.isna(wkb)).any():
+        src.arrow_read = False
+        return None
+    attrs = table.drop_columns([fid_name, geom_name]).to_pandas()
+    if list(attrs.columns) != [str(f) for f in meta["fields"]]:
+        src.arrow_read = False
+        return None
+    numbers = _feature_numbers(src, fids, np.arange(start, start + len(fids)))
+    return RawChunk(start, fids, numbers, geoms, attrs, [], [], wkb)
+
+
 def _feature_numbers(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -> np.ndarray:
     # shapefile fids are 0-based record numbers (as GIS tools show them + 1); else the read order
     return fids + 1 if src.driver == "ESRI Shapefile" else positions + 1
@@ -379,6 +424,9 @@ def read_chunk(src: PlanSource, start: int, count: int) -> RawChunk | None:
 
     Read order skips the records a .dbf flags deleted, so it can end before ``src.feature_count``.
     """
+    fast = _read_arrow(src, start, skip_features=start, max_features=count)
+    if fast is not None:
+        return fast
     meta, fids, wkb, values = _read(src, skip_features=start, max_features=count)
     if len(wkb) == 0:
         return None

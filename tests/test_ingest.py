@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import struct
 import zipfile
 
@@ -144,7 +145,8 @@ def test_z_and_m_coordinates_are_dropped_and_curves_linearised(store, tmp_path):
     assert not store.read_features("land_use", 1).has_z.any()
 
 
-def test_curve_polygons_are_linearised(store, tmp_path):
+@pytest.mark.parametrize("declared", ["Unknown", "Polygon"])  # a "Polygon" layer takes the Arrow read first
+def test_curve_polygons_are_linearised(store, tmp_path, declared):
     # a CurvePolygon (two circular arcs) in WKB, as CAD-derived GeoPackages carry them
     cx, cy, r = 110.25, 19.55, 0.01
     pts = [(cx + r, cy), (cx, cy + r), (cx - r, cy), (cx, cy - r), (cx + r, cy)]
@@ -153,6 +155,10 @@ def test_curve_polygons_are_linearised(store, tmp_path):
     gpkg = tmp_path / "curve.gpkg"
     pyogrio.raw.write(gpkg, np.array([wkb], dtype=object), [np.array(["010"], dtype=object)], fields=["YTQLXDM"],
                       driver="GPKG", geometry_type="Unknown", crs="EPSG:4490", layer="c")
+    if declared == "Polygon":
+        with sqlite3.connect(gpkg) as con:  # as a tool that declares what it meant, not what it wrote
+            con.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = 'POLYGON'")
+        assert pyogrio.read_info(gpkg)["geometry_type"] == "Polygon"
     load_plan(store, "land_use", gpkg)
     stored = store.read_features("land_use", 1)
     circle = ellipsoidal_area(np.array([shapely.Point(cx, cy).buffer(r, 256)]))[0]
@@ -386,3 +392,35 @@ def test_worker_processes_give_the_same_plan_as_threads(store, tmp_path, monkeyp
     a, b = store.read_features("land_use", 1), store.read_features("land_use", 2)
     assert list(a.feature_key) == list(b.feature_key)
     assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0).all()
+
+
+@pytest.mark.parametrize("kind", ["shapefile_gbk", "gpkg", "geojson", "shapefile_deleted"])
+def test_the_arrow_read_gives_what_the_plain_read_gives(tmp_path, kind):
+    from multiplan.io import open_plan_source, read_chunk
+
+    frame = land_use_frame(n=5)
+    frame["面积"] = np.arange(len(frame), dtype=float) * 1.5
+    frame["序号"] = np.arange(len(frame), dtype=np.int64)
+    frame.loc[3, "备注"] = None
+    if kind.startswith("shapefile"):
+        path = write_shapefile(frame, tmp_path, "lu")
+        if kind == "shapefile_deleted":
+            flag_dbf_deleted(path.with_suffix(".dbf"), [2, 7])
+    else:
+        path = tmp_path / f"lu.{kind}"
+        frame.to_file(path, engine="pyogrio")
+    chunks = []
+    for arrow in (True, False):
+        src = open_plan_source(path, tmp_path / f"work{arrow}", source_layer=None, encoding=None, crs=None)
+        src.arrow_read = arrow
+        chunks.append([read_chunk(src, start, 10) for start in (0, 10, 20)])
+        assert src.arrow_read == arrow, "the arrow read should suit these files"
+    for fast, plain in zip(*chunks, strict=True):
+        assert (fast is None) == (plain is None)
+        if fast is None:
+            continue
+        assert np.array_equal(fast.fids, plain.fids) and np.array_equal(fast.feature_no, plain.feature_no)
+        assert list(fast.wkb) == list(plain.wkb) and shapely.equals(fast.geometry, plain.geometry).all()
+        pd.testing.assert_frame_equal(fast.attributes, plain.attributes)
+        assert fast.unreadable == plain.unreadable == [] and fast.unclosed == plain.unclosed == []
+

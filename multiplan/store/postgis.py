@@ -21,6 +21,8 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from pgpq import ArrowToPostgresBinaryEncoder
+from pgpq.encoders import LargeStringEncoderBuilder
+from pgpq.schema import Jsonb
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -560,29 +562,31 @@ class PostgisStore(PlanStore):
             return tuple(conn.exec_driver_sql(sql).one())
 
 
-_ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(), "jsonb": pa.binary()}
+_ARROW_TYPES = {"integer": pa.int32(), "double precision": pa.float64(), "text": pa.string(),
+                "jsonb": pa.large_string()}
 
 
 def binary_copy(frame: pd.DataFrame, version: int) -> bytes | None:
     """The features of ``frame`` as a complete PostgreSQL binary COPY stream (encoded by pgpq).
 
-    Binary COPY hands each field to its column's binary input: jsonb's is a version byte (1) and the
-    text, geometry's is EWKB; both travel as Arrow binary.
+    Binary COPY hands each field to its column's binary input: geometry's is EWKB (Arrow binary), and
+    pgpq writes JSON text in jsonb's binary form.
     """
     if frame.empty:
         return None
     columns = {"version": pa.array(np.full(len(frame), version, dtype=np.int32))}
     for name, pg, _ in FEATURE_COLUMNS[1:]:
-        values = frame[name].to_numpy(dtype=object)
-        if pg == "jsonb":
-            columns[name] = pa.array([b"\x01" + v.encode("utf-8") for v in values], type=pa.binary())
-        elif pg == "integer":
-            columns[name] = pa.array(np.asarray(values, dtype=np.int64).astype(np.int32))
+        if pg == "integer":
+            columns[name] = pa.array(np.asarray(frame[name], dtype=np.int64).astype(np.int32))
         else:
-            columns[name] = pa.array(values, type=_ARROW_TYPES[pg], from_pandas=True)
+            columns[name] = pa.array(frame[name], type=_ARROW_TYPES[pg], from_pandas=True)
     columns["geom"] = pa.array(frame[EWKB_COLUMN])
     table = pa.table(columns)
-    encoder = ArrowToPostgresBinaryEncoder(table.schema)
+    encoders = {f.name: ArrowToPostgresBinaryEncoder.infer_encoder(f) for f in table.schema}
+    for name, pg, _ in FEATURE_COLUMNS[1:]:
+        if pg == "jsonb":
+            encoders[name] = LargeStringEncoderBuilder.new_with_output(table.schema.field(name), Jsonb())
+    encoder = ArrowToPostgresBinaryEncoder.new_with_encoders(table.schema, encoders)
     parts = [encoder.write_header(), *(encoder.write_batch(b) for b in table.to_batches()), encoder.finish()]
     return b"".join(bytes(p) for p in parts)
 
