@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -498,6 +499,21 @@ def _quality(src: PlanSource, spec: LayerSpec, code_field: str, tally: _Tally) -
     return {"checked": True, "min_area_m2": QC_MIN_AREA_M2, **found}
 
 
+def _ranges(n: int, size: int) -> list[tuple[int, int]]:
+    """(start, count) of the chunks of ``n`` features: ``size`` each, but the last round is cut in
+    smaller pieces, so that less is left to write once every chunk is checked. The last range is open
+    ended: a count can exceed what is left (deleted .dbf records shorten the read)."""
+    tail_from = max(0, n - WORKERS * size)
+    ranges = [(start, size) for start in range(0, tail_from, size)]
+    start = ranges[-1][0] + size if ranges else 0
+    pieces = max(1, min(2 * WORKERS, (n - start) // 1000))
+    cuts = np.linspace(start, n, pieces + 1).round().astype(int)
+    ranges += [(int(a), int(b - a)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    last_start, last_count = ranges[-1]
+    ranges[-1] = (last_start, max(last_count, size))
+    return ranges
+
+
 def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOptions | None = None,
               progress: Progress | None = None) -> dict[str, Any]:
     """Load one plan file as a new version of ``layer_id``; return the load report.
@@ -509,12 +525,13 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
     options = options or LoadOptions()
     spec = layer_spec(layer_id)
     path = Path(path)
-    meta = LoadMeta(layer=layer_id, label=options.label or "", source_name=path.name,
-                    source_sha256=_source_hash(path) if path.is_file() else "")
+    meta = LoadMeta(layer=layer_id, label=options.label or "", source_name=path.name, source_sha256="")
     session = store.begin_load(meta, spec.geometry)
     try:
         with tempfile.TemporaryDirectory(prefix="multiplan-load-") as tmp, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="multiplan-write") as writer:
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="multiplan-write") as writer, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="multiplan-hash") as hasher:
+            hashing: Future[str] | None = None
             src = open_plan_source(path, Path(tmp), source_layer=options.source_layer,
                                    encoding=options.encoding, crs=options.crs)
             _check_declared_type(src, spec)
@@ -538,13 +555,15 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
                 if progress:
                     progress("read", tally.read, src.feature_count)
             try:
-                for start in range(0, max(src.feature_count, 1), options.chunk_size):
-                    checking.append(pool.submit(_check_range, src, spec, code_field, start, options.chunk_size,
+                for start, count in _ranges(src.feature_count, options.chunk_size):
+                    checking.append(pool.submit(_check_range, src, spec, code_field, start, count,
                                                 session.encoder))
                     while len(checking) > WORKERS:
                         hand_over()
                 while checking:
                     hand_over()
+                # the file's hash, while the database takes the last chunks (this process is idle then)
+                hashing = hasher.submit(_source_hash, path) if path.is_file() else None
                 while writing:
                     writing.popleft().result()
             finally:
@@ -559,6 +578,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             quality = _quality(src, spec, code_field, tally)
             if progress:
                 progress("quality", 1, 1)
+            meta.source_sha256 = hashing.result() if hashing else ""
             summary = _summary(src, spec, meta, code_field, tally, quality)
             earlier = store.versions(layer_id)
             summary["warnings"] = evaluate(layer_id, summary, earlier[-1].report if earlier else None,
@@ -566,6 +586,9 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             sealing.result()
         version = session.commit(summary)
     except BaseException as exc:
+        if not meta.source_sha256 and path.is_file():  # the failed-load record names the file exactly
+            with contextlib.suppress(OSError):
+                meta.source_sha256 = _source_hash(path)
         session.abort(f"{type(exc).__name__}: {exc}")
         raise
     return {**summary, "version": version.version, "loaded_at": version.loaded_at}

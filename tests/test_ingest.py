@@ -424,3 +424,18 @@ def test_the_arrow_read_gives_what_the_plain_read_gives(tmp_path, kind):
         pd.testing.assert_frame_equal(fast.attributes, plain.attributes)
         assert fast.unreadable == plain.unreadable == [] and fast.unclosed == plain.unclosed == []
 
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 50_000, 120_001, 200_000, 2_000_000])
+def test_chunk_ranges_cover_every_feature_once_and_end_in_smaller_pieces(n):
+    from multiplan.ingest import WORKERS, _ranges
+
+    ranges = _ranges(n, 50_000)
+    starts = [s for s, _ in ranges]
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    for (start, count), (following, _) in zip(ranges, ranges[1:]):
+        assert start + count == following  # no gap, no overlap
+    assert ranges[-1][0] + ranges[-1][1] >= max(n, 1) and ranges[-1][1] >= 50_000  # the last one reads to the end
+    assert all(count <= 50_000 for _, count in ranges[:-1])
+    if n >= 200_000:
+        assert max(count for _, count in ranges[-WORKERS * 2:-1]) < 50_000

@@ -720,8 +720,10 @@ class _PostgisLoad(LoadSession):
         raw = self.conn.connection.driver_connection
         try:
             if not self.staged:
-                # a plain table: no index to maintain row by row while COPY runs
-                raw.execute(f"CREATE TABLE {self.partition} (LIKE {self.table} INCLUDING DEFAULTS)")
+                # a plain table: no index to maintain row by row while COPY runs; the version check
+                # (which lets the partition attach without a scan) costs nothing per row
+                raw.execute(f"CREATE TABLE {self.partition} (LIKE {self.table} INCLUDING DEFAULTS, CONSTRAINT "
+                            f"{self.partition}_version CHECK (version = {self.version}))")
                 self.staged = True
             with raw.cursor() as cur, cur.copy(
                     f"COPY {self.partition} ({', '.join(self.cols)}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -734,8 +736,7 @@ class _PostgisLoad(LoadSession):
             return
         p = self.partition
         try:
-            for sql in (f"ALTER TABLE {p} ADD CONSTRAINT {p}_version CHECK (version = {self.version})",
-                        f"ALTER TABLE {p} ADD PRIMARY KEY (version, feature_no)",
+            for sql in (f"ALTER TABLE {p} ADD PRIMARY KEY (version, feature_no)",
                         f"CREATE INDEX {p}_geom ON {p} USING gist (geom)"):
                 self.conn.exec_driver_sql(sql)
         except Exception as exc:
