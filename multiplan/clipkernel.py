@@ -36,6 +36,7 @@ from multiplan.facekernel import (  # noqa: F401 (compiled into the same module)
     snap_round,
 )
 from multiplan.wkbkernel import (  # noqa: F401
+    certainly_valid,
     excess_of_ring,
     multipolygon_ewkb,
     ring_excess,
@@ -582,6 +583,7 @@ SIGNATURES = {
     "ring_excess": "f8[::1](f8[:,::1], i8[::1])",
     "multipolygon_ewkb": "Tuple((u1[::1], i8[::1]))(f8[:,::1], i8[::1], i8[::1], i8[::1], b1[::1], i8)",
     "segment_keys": "Tuple((u8[::1], i8[::1]))(f8[:,::1], i8[::1], b1[::1], f8)",
+    "certainly_valid": "b1[::1](f8[:,::1], i8[::1], i8[::1], i8[::1])",
 }
 
 

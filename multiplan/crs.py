@@ -179,6 +179,17 @@ class RingTable:
         return pa.LargeBinaryArray.from_buffers(pa.large_binary(), self.n_geoms,
                                                 [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
+    def bounds(self) -> np.ndarray:
+        """(minx, miny, maxx, maxy) of each geometry; NaN for those without vertices."""
+        starts = self.ring_off[self.part_off[self.geom_off]]  # first vertex of each geometry, and the end
+        out = np.full((self.n_geoms, 4), np.nan)
+        has = np.diff(starts) > 0
+        if has.any():
+            at = starts[:-1][has]
+            for col, (reduce, axis) in enumerate(((np.minimum, 0), (np.minimum, 1), (np.maximum, 0), (np.maximum, 1))):
+                out[has, col] = reduce.reduceat(self.coords[:, axis], at)
+        return out
+
     def geoms_with(self, ring_mask: np.ndarray) -> np.ndarray:
         """Boolean per input geometry: has at least one ring in ``ring_mask``."""
         hits = np.bincount(self.part_geom[self.ring_part[ring_mask]], minlength=self.n_geoms)
@@ -218,15 +229,17 @@ def _repeat_index(off: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(off) - 1), np.diff(off))
 
 
-def flat_wkb(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An array of WKB (None for missing) as one byte buffer and each item's offsets into it."""
-    packed = pa.array(wkb, type=pa.large_binary(), from_pandas=True)
+def flat_wkb(wkb: np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """An array of WKB (None for missing), or Arrow binary, as one byte buffer and each item's offsets
+    into it."""
+    packed = wkb if isinstance(wkb, pa.Array) else pa.array(wkb, type=pa.large_binary(), from_pandas=True)
     _, off, data = packed.buffers()
-    off = np.frombuffer(off, np.int64)[packed.offset:packed.offset + len(packed) + 1]
+    width = np.int64 if pa.types.is_large_binary(packed.type) else np.int32
+    off = np.frombuffer(off, width)[packed.offset:packed.offset + len(packed) + 1].astype(np.int64)
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), off
 
 
-def wkb_ring_table(wkb: np.ndarray) -> tuple[RingTable, np.ndarray]:
+def wkb_ring_table(wkb: np.ndarray | pa.Array) -> tuple[RingTable, np.ndarray]:
     """The :class:`RingTable` of polygons and multipolygons given as WKB, read by the compiled kernel
     without making geometries; and a mask of the items it could not read (not polygonal, or malformed),
     which have no rings."""

@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyproj
 import shapely
 
 from multiplan import config
 from multiplan.classify import class_field_for, class_name, classify, find_field, normalise_codes
+from multiplan.convexclip import kernel
 from multiplan.coverage import coverage_findings, segment_keys
 from multiplan.crs import (
     SQM_PER_HA,
@@ -232,8 +234,9 @@ def _check_region(bounds: np.ndarray, numbers: np.ndarray, src: PlanSource) -> N
         raise InputError("out_of_region", file=src.name, features=_numbers(numbers[outside]), crs=src.crs.label)
 
 
-def _repair_polygons(geoms: np.ndarray, wkb: np.ndarray, rewritten: np.ndarray, numbers: np.ndarray,
-                     shapefile: bool, result: _ChunkResult) -> tuple[np.ndarray, np.ndarray, RingTable, pa.Array]:
+def _repair_polygons(geoms: np.ndarray, wkb: np.ndarray, packed: pa.Array | None, rewritten: np.ndarray,
+                     numbers: np.ndarray, shapefile: bool, result: _ChunkResult
+                     ) -> tuple[np.ndarray, np.ndarray, RingTable, pa.Array]:
     """Make every polygon valid; returns the valid polygons, a keep mask, their ring table (from the WKB
     as read, or written again where ``rewritten`` or repaired) and their EWKB as multipolygons in the OGC
     orientation (shells counter-clockwise), which is what the stores take."""
@@ -260,24 +263,122 @@ def _repair_polygons(geoms: np.ndarray, wkb: np.ndarray, rewritten: np.ndarray, 
     geoms, numbers, wkb, rewritten = geoms[keep], numbers[keep], wkb[keep], rewritten[keep]
     if rewritten.any():
         wkb[rewritten] = shapely.to_wkb(geoms[rewritten])
+    elif packed is not None:  # the WKB as read, already in one buffer
+        wkb = packed if keep.all() else packed.filter(pa.array(keep))
     table, unreadable = wkb_ring_table(wkb)
     if unreadable.any():  # not expected (GEOS read them as polygons), but shapely can take them apart
         table = ring_table(geoms)
+    _orientation_repairs(table, numbers, shapefile, result)
+    return geoms, keep, table, table.oriented_ewkb()
+
+
+def _orientation_repairs(table: RingTable, numbers: np.ndarray, shapefile: bool, result: _ChunkResult) -> None:
+    """Record the features whose shells break their format's orientation (the EWKB written from the table
+    is oriented anyway). Shapefiles store shells clockwise, other formats counter-clockwise: only a break
+    of the file's own convention is a repair worth reporting."""
     misoriented = table.misoriented_rings()
-    # shapefiles store shells clockwise, other formats counter-clockwise: only a break of the
-    # file's own convention is a repair worth reporting
     convention_broken = table.ring_is_shell & (~misoriented if shapefile else misoriented)
     for i in np.flatnonzero(table.geoms_with(convention_broken)):
         result.repairs.append({"feature": int(numbers[i]), "kind": "ring_orientation",
                                "detail": "shell ring had the wrong orientation for its format"})
-    return geoms, keep, table, table.oriented_ewkb()
+
+
+def _normalise_read_polygons(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _ChunkResult
+                             ) -> _Features | None:
+    """The common case of a polygon chunk read through Arrow, without making geometries: in the storage
+    CRS, every feature a polygon with finite coordinates inside the region, and each one certainly valid
+    (by the compiled check, or by GEOS where that check cannot tell). None when anything else turns up:
+    :func:`_normalise` then checks the chunk again with the messages and repairs that calls for."""
+    assert src.crs is not None
+    if chunk.wkb_arrow is None or not src.crs.crs.equals(STORAGE_CRS, ignore_axis_order=True):
+        return None
+    numbers, attrs, fids, packed = chunk.feature_no, chunk.attributes, chunk.fids, chunk.wkb_arrow
+    positions = np.arange(len(numbers)) + max(chunk.start, 0)
+    if src.deleted_records:
+        live = ~np.isin(numbers, src.deleted_records)
+        numbers, attrs, fids, positions = numbers[live], attrs[live], fids[live], positions[live]
+        packed = packed.filter(pa.array(live))
+    if len(numbers) == 0 or packed.null_count:
+        return None
+    table, unreadable = wkb_ring_table(packed)
+    vertices = np.diff(table.ring_off[table.part_off[table.geom_off]])
+    if unreadable.any() or (vertices == 0).any() or not np.abs(table.coords).max() < MAX_ABS_COORD:
+        return None
+    bounds = table.bounds()
+    minx, miny, maxx, maxy = config.REGION_BOUNDS
+    if not ((bounds[:, 0] >= minx) & (bounds[:, 2] <= maxx) & (bounds[:, 1] >= miny) & (bounds[:, 3] <= maxy)).all():
+        return None
+    unsure = ~kernel().certainly_valid(table.coords, table.ring_off, table.part_off, table.geom_off)
+    if unsure.any():
+        try:
+            geoms = shapely.from_wkb(packed.filter(pa.array(unsure)).to_numpy(zero_copy_only=False), on_invalid="raise")
+        except shapely.errors.GEOSException:  # an unclosed ring, say
+            return None
+        if not shapely.is_valid(geoms).all():
+            return None
+    result.read += len(numbers)
+    result.family = spec.geometry
+    _orientation_repairs(table, numbers, src.driver == "ESRI Shapefile", result)
+    return _Features(None, table.oriented_ewkb(), numbers, attrs.reset_index(drop=True), positions, fids, bounds,
+                     table)
+
+
+# JSON escapes of the characters that need one (the backslash first), and the control characters that
+# would need the \u form, which the fast path leaves to pandas.
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"), ("\b", "\\b"),
+                 ("\f", "\\f"))
+_JSON_AWKWARD = "[\\x00-\\x07\\x0b\\x0e-\\x1f]"
+
+
+def _json_values(column: pd.Series) -> pa.Array | None:
+    """One column as JSON values (text), by Arrow compute; None for types left to pandas."""
+    values = pa.array(column, from_pandas=True)  # NaN -> null
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        data = values.buffers()[2]
+        raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        if ((raw < 0x20) | (raw == ord('"')) | (raw == ord("\\"))).any():  # rare: most text needs no escape
+            if pc.any(pc.match_substring_regex(values, _JSON_AWKWARD)).as_py():
+                return None
+            for plain, escaped in _JSON_ESCAPES:
+                values = pc.replace_substring(values, plain, escaped)
+        text = pc.binary_join_element_wise(_text('"'), pc.cast(values, pa.large_string()), _text('"'), _text(""))
+    elif pa.types.is_integer(kind):
+        text = pc.cast(values, pa.large_string())
+    elif pa.types.is_floating(kind):
+        text = pc.cast(values, pa.large_string())
+        integral = pc.match_substring_regex(text, "^-?[0-9]+$")  # 1.0 stays a float: "1.0", not "1"
+        text = pc.if_else(integral, pc.binary_join_element_wise(text, _text(".0"), _text("")), text)
+        text = pc.if_else(pc.is_finite(values), text, pa.scalar(None, pa.large_string()))
+    elif pa.types.is_boolean(kind):
+        text = pc.if_else(values, _text("true"), _text("false"))
+    else:
+        return None
+    return pc.fill_null(text, _text("null"))
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, pa.large_string())
 
 
 def _attrs_json(attrs: pd.DataFrame) -> pa.Array:
-    """Each row's attributes as a JSON object (Arrow text): one JSON-lines text cut at its line ends, as
-    JSON escapes every newline inside its strings."""
+    """Each row's attributes as a JSON object (Arrow text), composed column by column with Arrow
+    compute; pandas writes the rows where a column is of another type (dates) or holds control
+    characters."""
     if attrs.shape[1] == 0:
         return pa.array(["{}"] * len(attrs), type=pa.large_string())
+    parts: list[Any] = []
+    for i, (name, column) in enumerate(attrs.items()):
+        values = _json_values(column)
+        if values is None:
+            return _attrs_json_by_pandas(attrs)
+        parts += [_text(("{" if i == 0 else ",") + json.dumps(str(name), ensure_ascii=False) + ":"), values]
+    return pc.binary_join_element_wise(*parts, _text("}"), _text(""))
+
+
+def _attrs_json_by_pandas(attrs: pd.DataFrame) -> pa.Array:
+    """Each row's attributes as a JSON object (Arrow text): one JSON-lines text cut at its line ends, as
+    JSON escapes every newline inside its strings."""
     text = attrs.reset_index(drop=True).to_json(orient="records", lines=True, force_ascii=False,
                                                 date_format="iso").encode("utf-8")
     ends = np.flatnonzero(np.frombuffer(text, np.uint8) == ord("\n"))
@@ -296,7 +397,7 @@ def _text_column(attrs: pd.DataFrame, candidates: tuple[str, ...]) -> pd.Series 
 
 @dataclass
 class _Features:
-    geoms: np.ndarray        # valid; polygons not yet oriented nor made multi
+    geoms: np.ndarray | None  # valid; polygons not yet oriented nor made multi (None: not made)
     ewkb: pa.Array           # what the stores take: multi-geometries, OGC orientation, SRID 4490
     numbers: np.ndarray
     attrs: pd.DataFrame
@@ -308,6 +409,11 @@ class _Features:
 
 def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _ChunkResult) -> _Features:
     """Geometry checks and repairs for one chunk: the same function when features are read again."""
+    if spec.geometry == "polygon":
+        common = _normalise_read_polygons(chunk, src, spec, result)
+        if common is not None:
+            return common
+    chunk.decode()
     positions = np.arange(len(chunk.feature_no)) + max(chunk.start, 0)
     numbers, geoms, attrs, fids, wkb = chunk.feature_no, chunk.geometry, chunk.attributes, chunk.fids, chunk.wkb
     if src.deleted_records:  # the rule: a record flagged deleted in the .dbf is not part of the plan
@@ -336,8 +442,9 @@ def _normalise(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _Chunk
             rewritten[:] = True
         _check_region(shapely.bounds(geoms), numbers, src)
     if spec.geometry == "polygon":
-        geoms, ok, table, ewkb = _repair_polygons(geoms, wkb, rewritten, numbers, src.driver == "ESRI Shapefile",
-                                                  result)
+        packed = None if chunk.wkb_arrow is None else chunk.wkb_arrow.take(pa.array(positions - max(chunk.start, 0)))
+        geoms, ok, table, ewkb = _repair_polygons(geoms, wkb, packed, rewritten, numbers,
+                                                  src.driver == "ESRI Shapefile", result)
         numbers, attrs, positions, fids = numbers[ok], attrs[ok].reset_index(drop=True), positions[ok], fids[ok]
         return _Features(geoms, ewkb, numbers, attrs, positions, fids,
                          shapely.bounds(geoms) if len(geoms) else np.zeros((0, 4)), table)
@@ -374,7 +481,7 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     result = _ChunkResult(frame=pd.DataFrame(), start=chunk.start)
     f = _normalise(chunk, src, spec, result)
     result.positions, result.fids, result.bounds = f.positions, f.fids, f.bounds
-    if len(f.geoms) == 0:
+    if len(f.numbers) == 0:
         return result
     codes = normalise_codes(f.attrs[code_field], set(spec.crosswalk.lookup()))
     unified, match, unknown = classify(codes, spec.crosswalk)
@@ -444,6 +551,7 @@ def _refetch(src: PlanSource, spec: LayerSpec, code_field: str, fids_by_position
     def fetch(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raw = read_again(src, fids_by_position[positions], positions)
         f = _normalise(raw, src, spec, _ChunkResult(frame=pd.DataFrame()))
+        assert f.geoms is not None  # features read again come through the plain read
         return f.geoms, f.numbers, _feature_keys(f.attrs, f.numbers, spec)
     return fetch
 

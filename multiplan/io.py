@@ -14,6 +14,7 @@ from typing import Any
 import charset_normalizer
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pyogrio.raw
 import pyproj
@@ -21,7 +22,7 @@ import shapely
 
 from multiplan.archive import safe_extract
 from multiplan.config import ArchiveLimits
-from multiplan.crs import CRSChoice, detect_crs, parse_prj_text
+from multiplan.crs import CRSChoice, detect_crs, flat_wkb, parse_prj_text
 from multiplan.errors import CRSError, InputError
 
 _DATASET_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json")
@@ -307,16 +308,31 @@ def _gdal_notes(caught: list[warnings.WarningMessage]) -> list[str]:
 
 @dataclass
 class RawChunk:
-    """Features as read: 1-based feature numbers, geometries (None where unreadable), attributes."""
+    """Features as read: 1-based feature numbers, geometries (None where unreadable), attributes.
+
+    A chunk read through Arrow comes with its WKB in one buffer and no geometries yet: :meth:`decode`
+    makes them when they are needed (the loader's common case does without).
+    """
 
     start: int                     # position of the first feature in read order
     fids: np.ndarray               # the dataset's own feature ids, to read features again
     feature_no: np.ndarray
-    geometry: np.ndarray
+    geometry: np.ndarray | None
     attributes: pd.DataFrame
     unreadable: list[int]          # feature numbers whose geometry type shapely cannot hold
     unclosed: list[int]            # feature numbers whose rings had to be closed
-    wkb: np.ndarray                # each geometry's WKB (as read, or as closed)
+    wkb: np.ndarray | None         # each geometry's WKB (as read, or as closed)
+    wkb_arrow: pa.Array | None = None  # the WKB as read, in one buffer, when read through Arrow
+
+    def decode(self) -> None:
+        """Make the geometries (and the WKB array), if the read left them undone."""
+        if self.wkb is None:
+            assert self.wkb_arrow is not None
+            self.wkb = self.wkb_arrow.to_numpy(zero_copy_only=False)
+        if self.geometry is None:
+            self.geometry, self.unreadable, self.unclosed = _decode_wkb(self.wkb, self.feature_no)
+            if self.unclosed:  # closed now: the buffer as read is no longer what is loaded
+                self.wkb_arrow = None
 
 
 def _decode_wkb(wkb: np.ndarray, feature_no: np.ndarray) -> tuple[np.ndarray, list[int], list[int]]:
@@ -396,14 +412,8 @@ def _read_arrow(src: PlanSource, start: int, **kwargs: Any) -> RawChunk | None:
         return None
     fid_name, geom_name = meta["fid_column"] or "OGC_FID", meta["geometry_name"] or "wkb_geometry"
     fids = table.column(fid_name).to_numpy().astype(np.int64)
-    wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
-    try:
-        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-    except (shapely.errors.GEOSException, NotImplementedError):  # curves
-        src.arrow_read = False
-        return None
-    if (shapely.get_type_id(geoms) > 7).any() or (shapely.get_coordinate_dimension(geoms) > 2).any() \
-            or (shapely.is_missing(geoms) & ~pd.isna(wkb)).any():
+    packed = table.column(geom_name).combine_chunks()
+    if not _plain_polygons(packed):
         src.arrow_read = False
         return None
     attrs = table.drop_columns([fid_name, geom_name]).to_pandas()
@@ -411,7 +421,20 @@ def _read_arrow(src: PlanSource, start: int, **kwargs: Any) -> RawChunk | None:
         src.arrow_read = False
         return None
     numbers = _feature_numbers(src, fids, np.arange(start, start + len(fids)))
-    return RawChunk(start, fids, numbers, geoms, attrs, [], [], wkb)
+    return RawChunk(start, fids, numbers, None, attrs, [], [], None, packed)
+
+
+def _plain_polygons(packed: pa.Array) -> bool:
+    """Whether every WKB in ``packed`` (Arrow binary) is a little-endian 2-D Polygon or MultiPolygon, by
+    its header (the parts of a MultiPolygon are Polygons of the same dimension); nulls pass."""
+    raw, off = flat_wkb(packed)
+    present = np.diff(off) > 0
+    at = off[:-1][present]
+    if (off[1:][present] - at < 9).any() or (raw[at] != 1).any():
+        return False
+    kind = raw[at + 1].astype(np.int64) | raw[at + 2].astype(np.int64) << 8 | raw[at + 3].astype(np.int64) << 16 \
+        | raw[at + 4].astype(np.int64) << 24
+    return bool(np.isin(kind, (3, 6)).all())
 
 
 def _feature_numbers(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -> np.ndarray:

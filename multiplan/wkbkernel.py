@@ -232,3 +232,84 @@ def segment_keys(xy, ring_off, reverse, snap):
             vertex[k] = v
             k += 1
     return keys[:k], vertex[:k]
+
+
+# Rings with more segments than this are left to GEOS (the check below compares every pair).
+MAX_SIMPLE_SEGMENTS = 64
+# Orientation signs are trusted beyond this multiple of the terms' magnitude (Shewchuk's bound is 3.3e-16).
+ORIENT_EPS = 1e-15
+
+
+@njit(cache=True, nogil=True)
+def _side(ax, ay, bx, by, cx, cy):
+    """Sign of the turn a -> b -> c (1 left, -1 right), 0 when rounding could decide it."""
+    left = (ax - cx) * (by - cy)
+    right = (ay - cy) * (bx - cx)
+    det = left - right
+    if abs(det) <= ORIENT_EPS * (abs(left) + abs(right)):
+        return 0
+    return 1 if det > 0 else -1
+
+
+@njit(cache=True, nogil=True)
+def _certainly_simple(xy, start, end, px, py):
+    """True when the closed ring xy[start:end] is certainly simple: closed, at least three distinct
+    corners, no two segments meeting except neighbours at their shared vertex. False when it is not,
+    or when a test comes too close to call: GEOS decides then."""
+    if end - start < 4 or end - start > MAX_SIMPLE_SEGMENTS + 1:
+        return False
+    if xy[start, 0] != xy[end - 1, 0] or xy[start, 1] != xy[end - 1, 1]:
+        return False
+    n = 0
+    for v in range(start, end):  # repeated points are allowed; they make no segment
+        if n == 0 or xy[v, 0] != px[n - 1] or xy[v, 1] != py[n - 1]:
+            px[n], py[n] = xy[v, 0], xy[v, 1]
+            n += 1
+    m = n - 1  # segments; vertex m repeats vertex 0
+    if m < 3:
+        return False
+    for i in range(m):  # neighbours: only their shared vertex in common, so no turning back
+        j, k = (i + 1) % m, (i + 2) % m
+        ux, uy = px[i + 1] - px[i], py[i + 1] - py[i]
+        wx, wy = px[k] - px[j], py[k] - py[j]
+        if _side(px[i], py[i], px[j], py[j], px[k], py[k]) == 0:
+            dot = ux * wx + uy * wy
+            if dot <= ORIENT_EPS * (abs(ux * wx) + abs(uy * wy)):
+                return False  # a spike, or too close to call
+    for i in range(m - 2):
+        ax, ay, bx, by = px[i], py[i], px[i + 1], py[i + 1]
+        for j in range(i + 2, m):
+            if i == 0 and j == m - 1:
+                continue  # neighbours across the closing vertex
+            cx, cy, dx, dy = px[j], py[j], px[j + 1], py[j + 1]
+            if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx) or \
+                    max(ay, by) < min(cy, dy) or max(cy, dy) < min(ay, by):
+                continue
+            s1, s2 = _side(ax, ay, bx, by, cx, cy), _side(ax, ay, bx, by, dx, dy)
+            if s1 != 0 and s1 == s2:
+                continue
+            s3, s4 = _side(cx, cy, dx, dy, ax, ay), _side(cx, cy, dx, dy, bx, by)
+            if s3 != 0 and s3 == s4:
+                continue
+            return False  # they meet, or too close to call
+    return True
+
+
+@njit(cache=True, nogil=True)
+def certainly_valid(xy, ring_off, part_off, geom_off):
+    """For each geometry: True when it is a polygon of one ring (or a multipolygon of one such) that is
+    certainly valid in the OGC sense; False leaves it to GEOS (holes, several parts, long rings, and
+    anything near a degenerate case)."""
+    n = len(geom_off) - 1
+    out = np.zeros(n, np.bool_)
+    px = np.empty(MAX_SIMPLE_SEGMENTS + 1)
+    py = np.empty(MAX_SIMPLE_SEGMENTS + 1)
+    for g in range(n):
+        if geom_off[g + 1] - geom_off[g] != 1:
+            continue
+        p = geom_off[g]
+        if part_off[p + 1] - part_off[p] != 1:
+            continue
+        r = part_off[p]
+        out[g] = _certainly_simple(xy, ring_off[r], ring_off[r + 1], px, py)
+    return out

@@ -419,6 +419,8 @@ def test_the_arrow_read_gives_what_the_plain_read_gives(tmp_path, kind):
         assert (fast is None) == (plain is None)
         if fast is None:
             continue
+        assert fast.geometry is None and fast.wkb_arrow is not None  # made only when needed
+        fast.decode()
         assert np.array_equal(fast.fids, plain.fids) and np.array_equal(fast.feature_no, plain.feature_no)
         assert list(fast.wkb) == list(plain.wkb) and shapely.equals(fast.geometry, plain.geometry).all()
         pd.testing.assert_frame_equal(fast.attributes, plain.attributes)
@@ -433,9 +435,70 @@ def test_chunk_ranges_cover_every_feature_once_and_end_in_smaller_pieces(n):
     ranges = _ranges(n, 50_000)
     starts = [s for s, _ in ranges]
     assert starts[0] == 0 and starts == sorted(set(starts))
-    for (start, count), (following, _) in zip(ranges, ranges[1:]):
+    for (start, count), (following, _) in zip(ranges, ranges[1:], strict=False):
         assert start + count == following  # no gap, no overlap
     assert ranges[-1][0] + ranges[-1][1] >= max(n, 1) and ranges[-1][1] >= 50_000  # the last one reads to the end
     assert all(count <= 50_000 for _, count in ranges[:-1])
     if n >= 200_000:
         assert max(count for _, count in ranges[-WORKERS * 2:-1]) < 50_000
+
+
+def test_attribute_json_by_arrow_reads_back_as_pandas_writes_it():
+    from multiplan.ingest import _attrs_json, _attrs_json_by_pandas
+
+    frame = pd.DataFrame({"名称": ["a/b", None, 'say "hi" \\ there', "行一\n行二\t\r\b\f", ""],
+                          "面积": [1.0, np.nan, 1e20, 0.1, -2.5], "序号": np.arange(5, dtype=np.int64),
+                          "比例": [np.inf, 2.5, 1 / 3, -0.0, 7.0], "有效": [True, False, True, False, True],
+                          'key "quoted"': list("abcde")})
+    fast = [json.loads(row) for row in _attrs_json(frame).to_pylist()]
+    slow = [json.loads(row) for row in _attrs_json_by_pandas(frame).to_pylist()]
+    assert [list(r) for r in fast] == [list(r) for r in slow]
+    for got, want in zip(fast, slow, strict=True):
+        for key, value in want.items():
+            assert type(got[key]) is type(value), (key, got[key], value)  # 1.0 stays a float
+            assert got[key] == pytest.approx(value, rel=1e-9) if isinstance(value, float) else got[key] == value
+    # a control character that JSON writes as \u0001: pandas writes the rows
+    awkward = pd.DataFrame({"备注": ["bell\x07", "ok"]})
+    assert [json.loads(r) for r in _attrs_json(awkward).to_pylist()] == [{"备注": "bell\x07"}, {"备注": "ok"}]
+    assert _attrs_json(pd.DataFrame(index=range(2))).to_pylist() == ["{}", "{}"]
+
+
+@pytest.mark.parametrize("bowtie", [False, True])
+@pytest.mark.parametrize("kind", ["gpkg", "shapefile"])
+def test_the_arrow_path_loads_what_the_general_path_loads(store, tmp_path, monkeypatch, kind, bowtie):
+    """Polygon chunks read through Arrow skip making geometries when everything is plain (holes,
+    multipolygons and clockwise shells included); a bow-tie sends the chunk the general way. Either way
+    the loads agree exactly with the general path's."""
+    from multiplan import ingest, io
+
+    frame = land_use_frame(n=6)
+    cells = list(frame.geometry)
+    cells[1] = cells[1].difference(cells[1].centroid.buffer(0.002))  # a hole
+    bx0, by0, bx1, by1 = cells[2].bounds
+    cells[2] = shapely.MultiPolygon([shapely.box(bx0, by0, (bx0 + bx1) / 2 - 0.001, by1),
+                                     shapely.box((bx0 + bx1) / 2 + 0.001, by0, bx1, by1)])
+    cells[3] = shapely.orient_polygons(cells[3], exterior_cw=True)
+    x0, y0, x1, y1 = cells[4].bounds
+    if bowtie:  # the chunk then takes the general path, which repairs it
+        cells[4] = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1), (x0, y0)])
+    frame = frame.set_geometry(cells)
+    if kind == "gpkg":
+        path = tmp_path / "lu.gpkg"
+        frame.to_file(path, engine="pyogrio")
+    else:
+        path = write_shapefile(frame, tmp_path, "lu")
+    taken = []
+    common = ingest._normalise_read_polygons
+    monkeypatch.setattr(ingest, "_normalise_read_polygons", lambda *a: taken.append(common(*a)) or taken[-1])
+    fast = load_plan(store, "land_use", path)
+    assert (taken[0] is not None) == (not bowtie)  # then the coverage check's reads again: plain reads
+    assert all(t is None for t in taken[1:])
+    monkeypatch.setattr(io, "_read_arrow", lambda *args, **kwargs: None)
+    general = load_plan(store, "land_use", path)
+    for key in ("counts", "repairs_by_kind", "repairs", "rejected", "unknown_codes", "area_by_class", "quality"):
+        assert fast[key] == general[key], key
+    assert fast["repairs_by_kind"].get("invalid_polygon", 0) == bowtie
+    assert (fast["repairs_by_kind"].get("ring_orientation", 0) > 0) == (kind == "gpkg")  # shapefiles: GDAL orients
+    a, b = store.read_features("land_use", fast["version"]), store.read_features("land_use", general["version"])
+    assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0).all()
+    assert a.area_m2.tolist() == b.area_m2.tolist()

@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 import sqlalchemy as sa
-from geoalchemy2 import Geometry
 from pgpq import ArrowToPostgresBinaryEncoder
 from pgpq.encoders import LargeStringEncoderBuilder
 from pgpq.schema import Jsonb
@@ -69,6 +68,8 @@ _PG_TYPES = {"integer": sa.Integer, "text": sa.Text, "double precision": sa.Floa
 
 
 def _metadata() -> sa.MetaData:
+    from geoalchemy2 import Geometry  # for migrations only: it takes a tenth of a second to import
+
     md = sa.MetaData()
     sa.Table("mp_schema_migrations", md, sa.Column("id", sa.Integer, primary_key=True),
              sa.Column("description", sa.Text, nullable=False), sa.Column("applied_at", sa.Text, nullable=False))
@@ -115,6 +116,8 @@ def _migration_1(conn: sa.Connection) -> None:
 
 
 def _ledger_metadata() -> sa.MetaData:
+    from geoalchemy2 import Geometry
+
     md = sa.MetaData()
     text_cols = {"at", "actor", "versions", "rule_set_sha256", "summary"}
     sa.Table("mp_detection_runs", md, sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
