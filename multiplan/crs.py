@@ -206,19 +206,12 @@ def ring_table(geoms: np.ndarray) -> RingTable:
     # the first ring of each polygon is its shell; the others are holes
     is_shell = np.r_[True, ring_part[1:] != ring_part[:-1]] if len(rings) else np.zeros(0, dtype=bool)
     coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-    lon = np.radians(coords[:, 0])
-    # on the authalic sphere sin(β) = q/qp, and tan(β/2) = sin β / (1 + cos β)
-    sin_beta = np.clip(_authalic(np.radians(coords[:, 1])) / _QP, -1, 1)
-    half_tan = sin_beta / (1 + np.sqrt(1 - sin_beta * sin_beta))
-    # edge i runs from vertex i to i+1 within the same ring (rings are closed)
-    same = coord_ring[1:] == coord_ring[:-1]
-    dlon = (lon[1:] - lon[:-1])[same]
-    t1, t2 = half_tan[:-1][same], half_tan[1:][same]
-    excess = 2 * np.arctan2(np.tan(dlon / 2) * (t1 + t2), 1 + t1 * t2)
-    # the sum runs against the pole-ward trapezoids, so it comes out negative for counter-clockwise rings
-    ring_excess = -np.bincount(coord_ring[:-1][same], weights=excess, minlength=len(rings))
+    ring_off = _offsets(coord_ring, len(rings))
+    from multiplan.convexclip import kernel  # its module imports this one
+
+    ring_excess = kernel().ring_excess(np.ascontiguousarray(coords), ring_off)
     return RingTable(coords, coord_ring, ring_part, part_geom, is_shell, ring_excess, len(geoms),
-                     _offsets(coord_ring, len(rings)), _offsets(ring_part, len(parts)), _offsets(part_geom, len(geoms)))
+                     ring_off, _offsets(ring_part, len(parts)), _offsets(part_geom, len(geoms)))
 
 
 def _offsets(owner: np.ndarray, n: int) -> np.ndarray:

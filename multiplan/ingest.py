@@ -41,7 +41,7 @@ from multiplan.errors import InputError
 from multiplan.indicators import evaluate, load_indicators
 from multiplan.io import PlanSource, RawChunk, open_plan_source, read_again, read_chunk, sha256_of
 from multiplan.specs import LayerSpec, layer_spec
-from multiplan.store.base import EWKB_COLUMN, LoadMeta, PlanStore
+from multiplan.store.base import EWKB_COLUMN, LoadMeta, LoadSession, PlanStore
 
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
@@ -532,9 +532,20 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
     return result
 
 
+@dataclass
+class _Spilled:
+    """An encoded chunk a worker process left in a file of the load's own temporary folder."""
+
+    path: Path
+
+
 def _check_range(src: PlanSource, spec: LayerSpec, code_field: str, start: int, count: int,
-                 encoder: Callable[[pd.DataFrame], Any]) -> _ChunkResult:
-    """Read, check and encode features ``start`` to ``start + count``: the unit of parallel work."""
+                 encoder: Callable[[pd.DataFrame], Any], spill: Path | None = None) -> _ChunkResult:
+    """Read, check and encode features ``start`` to ``start + count``: the unit of parallel work.
+
+    With ``spill``, an encoded chunk in bytes goes to a file there: a worker process's result travels
+    through a pipe that the loading process, busy writing, drains slowly, and the worker would wait.
+    """
     known_notes = len(src.notes)
     chunk = read_chunk(src, start, count)
     if chunk is None:
@@ -543,7 +554,18 @@ def _check_range(src: PlanSource, spec: LayerSpec, code_field: str, start: int, 
         part = _process_chunk(chunk, src, spec, code_field)
     part.notes = src.notes[known_notes:]
     part.frame = encoder(part.frame)
+    if spill is not None and isinstance(part.frame, bytes):
+        path = spill / f"chunk-{start}.bin"
+        path.write_bytes(part.frame)
+        part.frame = _Spilled(path)
     return part
+
+
+def _write(session: LoadSession, payload: Any) -> None:
+    if isinstance(payload, _Spilled):
+        payload, path = payload.path.read_bytes(), payload.path
+        path.unlink()
+    session.write(payload)
 
 
 def _refetch(src: PlanSource, spec: LayerSpec, code_field: str, fids_by_position: np.ndarray):
@@ -657,7 +679,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             def hand_over() -> None:
                 part = checking.popleft().result()
                 tally.merge(part, src)
-                writing.append(writer.submit(session.write, part.frame))
+                writing.append(writer.submit(_write, session, part.frame))
                 while writing and (writing[0].done() or len(writing) > 2):
                     writing.popleft().result()  # raises the write's error, if any
                 if progress:
@@ -665,7 +687,7 @@ def load_plan(store: PlanStore, layer_id: str, path: str | Path, options: LoadOp
             try:
                 for start, count in _ranges(src.feature_count, options.chunk_size):
                     checking.append(pool.submit(_check_range, src, spec, code_field, start, count,
-                                                session.encoder))
+                                                session.encoder, Path(tmp) if big else None))
                     while len(checking) > WORKERS:
                         hand_over()
                 while checking:

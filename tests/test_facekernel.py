@@ -121,4 +121,5 @@ def test_the_just_in_time_kernel_gives_the_compiled_faces(monkeypatch):
     monkeypatch.setattr(convexclip, "_kernel", clipkernel)
     got, points, areas = polygonise(geoms)
     assert shapely.equals_exact(got, want, tolerance=0).all() and np.array_equal(points, want_points)
-    assert np.array_equal(areas, want_areas)
+    # areas to rounding (1e-5 m²): the just-in-time build may fuse the series' multiply-adds for this CPU
+    np.testing.assert_allclose(areas, want_areas, rtol=1e-11, atol=1e-5)

@@ -93,8 +93,8 @@ def test_the_just_in_time_kernel_reads_as_the_compiled_one(monkeypatch):
     want_ewkb = want.oriented_ewkb()
     monkeypatch.setattr(convexclip, "_kernel", clipkernel)
     got, _ = wkb_ring_table(wkb)
-    assert np.array_equal(got.coords, want.coords) and np.array_equal(got.ring_excess, want.ring_excess)
-    assert got.oriented_ewkb().equals(want_ewkb)
+    assert np.array_equal(got.coords, want.coords) and got.oriented_ewkb().equals(want_ewkb)
+    np.testing.assert_allclose(got.areas(), want.areas(), rtol=1e-11, atol=1e-5)  # multiply-adds may be fused
 
 
 def test_certainly_valid_never_vouches_for_an_invalid_polygon():
