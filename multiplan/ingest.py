@@ -332,7 +332,10 @@ _JSON_AWKWARD = "[\\x00-\\x07\\x0b\\x0e-\\x1f]"
 
 def _json_values(column: pd.Series) -> pa.Array | None:
     """One column as JSON values (text), by Arrow compute; None for types left to pandas."""
-    values = pa.array(column, from_pandas=True)  # NaN -> null
+    try:
+        values = pa.array(column, from_pandas=True)  # NaN -> null
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects
+        return None
     kind = values.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         data = values.buffers()[2]
@@ -547,7 +550,7 @@ def _check_range(src: PlanSource, spec: LayerSpec, code_field: str, start: int, 
     through a pipe that the loading process, busy writing, drains slowly, and the worker would wait.
     """
     known_notes = len(src.notes)
-    chunk = read_chunk(src, start, count)
+    chunk = read_chunk(src, start, count, lazy=True)
     if chunk is None:
         part = _ChunkResult(frame=pd.DataFrame(), start=start)
     else:

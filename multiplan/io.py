@@ -442,13 +442,16 @@ def _feature_numbers(src: PlanSource, fids: np.ndarray, positions: np.ndarray) -
     return fids + 1 if src.driver == "ESRI Shapefile" else positions + 1
 
 
-def read_chunk(src: PlanSource, start: int, count: int) -> RawChunk | None:
+def read_chunk(src: PlanSource, start: int, count: int, lazy: bool = False) -> RawChunk | None:
     """Features ``start`` to ``start + count`` in read order (None past the end), 2-D, curves linearised.
 
     Read order skips the records a .dbf flags deleted, so it can end before ``src.feature_count``.
+    ``lazy``: a chunk read through Arrow comes without geometries (see :meth:`RawChunk.decode`).
     """
     fast = _read_arrow(src, start, skip_features=start, max_features=count)
     if fast is not None:
+        if not lazy:
+            fast.decode()
         return fast
     meta, fids, wkb, values = _read(src, skip_features=start, max_features=count)
     if len(wkb) == 0:

@@ -413,7 +413,7 @@ def test_the_arrow_read_gives_what_the_plain_read_gives(tmp_path, kind):
     for arrow in (True, False):
         src = open_plan_source(path, tmp_path / f"work{arrow}", source_layer=None, encoding=None, crs=None)
         src.arrow_read = arrow
-        chunks.append([read_chunk(src, start, 10) for start in (0, 10, 20)])
+        chunks.append([read_chunk(src, start, 10, lazy=True) for start in (0, 10, 20)])
         assert src.arrow_read == arrow, "the arrow read should suit these files"
     for fast, plain in zip(*chunks, strict=True):
         assert (fast is None) == (plain is None)
@@ -461,6 +461,9 @@ def test_attribute_json_by_arrow_reads_back_as_pandas_writes_it():
     awkward = pd.DataFrame({"备注": ["bell\x07", "ok"]})
     assert [json.loads(r) for r in _attrs_json(awkward).to_pylist()] == [{"备注": "bell\x07"}, {"备注": "ok"}]
     assert _attrs_json(pd.DataFrame(index=range(2))).to_pylist() == ["{}", "{}"]
+    mixed = pd.DataFrame({"值": pd.Series([1, "a"], dtype=object), "日期": pd.to_datetime(["2020-01-02", None])})
+    assert [json.loads(r) for r in _attrs_json(mixed).to_pylist()] == [
+        json.loads(r) for r in _attrs_json_by_pandas(mixed).to_pylist()]
 
 
 @pytest.mark.parametrize("bowtie", [False, True])
