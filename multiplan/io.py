@@ -51,6 +51,7 @@ class PlanSource:
     deleted_records: list[int] = field(default_factory=list)  # 1-based .dbf record numbers
     notes: list[str] = field(default_factory=list)           # announcements for the load report
     arrow_read: bool = True       # False once GDAL's Arrow stream proved unsuitable (see _read_arrow)
+    fid_range: tuple[str, int] | None = None  # GeoPackage: fid column and first fid, when fids run 1 by 1
 
     @property
     def name(self) -> str:
@@ -269,6 +270,8 @@ def open_plan_source(path: str | Path, workdir: Path, *, source_layer: str | Non
     src.feature_count = int(info["features"])
     src.geometry_type = str(info["geometry_type"])
     src.fields = [str(f) for f in info["fields"]]
+    if driver == "GPKG" and info.get("fid_column"):
+        src.fid_range = _contiguous_fids(src, str(info["fid_column"]))
     if src.feature_count == 0:
         raise InputError("no_features", file=src.name)
     if crs is not None:
@@ -287,6 +290,34 @@ def open_plan_source(path: str | Path, workdir: Path, *, source_layer: str | Non
                                detail=f"no usable .prj, and the coordinates {_fmt_bounds(bounds)} match no CGCS2000 zone")
             src.crs = choice
     return src
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _contiguous_fids(src: PlanSource, fid_column: str) -> tuple[str, int] | None:
+    """A GeoPackage's fid column and first fid when its fids run without a gap: a chunk is then read by
+    a fid range, which SQLite finds at once (skipping to a chunk steps through every row before it)."""
+    try:
+        bounds = []
+        column, table = _quoted(fid_column), _quoted(src.layer or "")
+        for fn in ("MIN", "MAX"):  # one each: SQLite answers a lone MIN or MAX from the b-tree's end
+            _, _, _, values = pyogrio.raw.read(src.dataset, read_geometry=False,
+                                               sql=f"SELECT {fn}({column}) AS v FROM {table}")
+            bounds.append(int(values[0][0]))
+    except Exception:  # any doubt: skip to chunks instead
+        return None
+    first, last = bounds
+    return (fid_column, first) if last - first + 1 == src.feature_count else None
+
+
+def _chunk_filter(src: PlanSource, start: int, count: int) -> dict[str, Any]:
+    """The read arguments for features ``start`` to ``start + count`` in read order."""
+    if src.fid_range is None:
+        return {"skip_features": start, "max_features": count}
+    column, first = src.fid_range
+    return {"where": f"{_quoted(column)} >= {first + start} AND {_quoted(column)} < {first + start + count}"}
 
 
 def _fmt_bounds(b: tuple[float, ...]) -> str:
@@ -448,12 +479,12 @@ def read_chunk(src: PlanSource, start: int, count: int, lazy: bool = False) -> R
     Read order skips the records a .dbf flags deleted, so it can end before ``src.feature_count``.
     ``lazy``: a chunk read through Arrow comes without geometries (see :meth:`RawChunk.decode`).
     """
-    fast = _read_arrow(src, start, skip_features=start, max_features=count)
+    fast = _read_arrow(src, start, **_chunk_filter(src, start, count))
     if fast is not None:
         if not lazy:
             fast.decode()
         return fast
-    meta, fids, wkb, values = _read(src, skip_features=start, max_features=count)
+    meta, fids, wkb, values = _read(src, **_chunk_filter(src, start, count))
     if len(wkb) == 0:
         return None
     numbers = _feature_numbers(src, fids, np.arange(start, start + len(wkb)))

@@ -505,3 +505,23 @@ def test_the_arrow_path_loads_what_the_general_path_loads(store, tmp_path, monke
     a, b = store.read_features("land_use", fast["version"]), store.read_features("land_use", general["version"])
     assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0).all()
     assert a.area_m2.tolist() == b.area_m2.tolist()
+
+
+def test_geopackage_chunks_are_read_by_fid_range_when_fids_run_without_gaps(tmp_path):
+    from multiplan.io import open_plan_source, read_chunks
+
+    frame = land_use_frame(n=6)  # 36 features
+    path = tmp_path / "lu.gpkg"
+    frame.to_file(path, layer="lu", engine="pyogrio")
+    gappy = tmp_path / "gappy.gpkg"
+    frame.to_file(gappy, layer="lu", engine="pyogrio")
+    with sqlite3.connect(gappy) as con:
+        con.execute("DELETE FROM lu WHERE fid = 7")
+    for source, expect_range in ((path, True), (gappy, False)):
+        src = open_plan_source(source, tmp_path / source.stem)
+        assert (src.fid_range is not None) == expect_range
+        chunks = list(read_chunks(src, chunk_size=10))
+        keys = [k for c in chunks for k in c.attributes["BSM"]]
+        want = [k for i, k in enumerate(frame["BSM"]) if not (source == gappy and i == 6)]
+        assert keys == want and [len(c.feature_no) for c in chunks][:3] == [10, 10, 10]
+        assert [n for c in chunks for n in c.feature_no] == list(range(1, len(want) + 1))
