@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -173,13 +174,14 @@ def _source_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _to_storage(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
-    t = pyproj.Transformer.from_crs(crs, STORAGE_CRS, always_xy=True)
+def _move(coords: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
+    """(x, y) coordinates in ``crs`` to EPSG:4490 lon/lat."""
+    x, y = pyproj.Transformer.from_crs(crs, STORAGE_CRS, always_xy=True).transform(coords[:, 0], coords[:, 1])
+    return np.column_stack([x, y])
 
-    def move(coords: np.ndarray) -> np.ndarray:
-        x, y = t.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-    return shapely.transform(geoms, move)
+
+def _to_storage(geoms: np.ndarray, crs: pyproj.CRS) -> np.ndarray:
+    return shapely.transform(geoms, lambda coords: _move(coords, crs))
 
 
 def _check_types(geoms: np.ndarray, numbers: np.ndarray, spec: LayerSpec, src: PlanSource
@@ -285,13 +287,14 @@ def _orientation_repairs(table: RingTable, numbers: np.ndarray, shapefile: bool,
 
 def _normalise_read_polygons(chunk: RawChunk, src: PlanSource, spec: LayerSpec, result: _ChunkResult
                              ) -> _Features | None:
-    """The common case of a polygon chunk read through Arrow, without making geometries: in the storage
-    CRS, every feature a polygon with finite coordinates inside the region, and each one certainly valid
+    """The common case of a polygon chunk read through Arrow, without making geometries: every feature a
+    polygon with finite coordinates inside the region (once in EPSG:4490), and each one certainly valid
     (by the compiled check, or by GEOS where that check cannot tell). None when anything else turns up:
     :func:`_normalise` then checks the chunk again with the messages and repairs that calls for."""
     assert src.crs is not None
-    if chunk.wkb_arrow is None or not src.crs.crs.equals(STORAGE_CRS, ignore_axis_order=True):
+    if chunk.wkb_arrow is None:
         return None
+    projected = not src.crs.crs.equals(STORAGE_CRS, ignore_axis_order=True)
     numbers, attrs, fids, packed = chunk.feature_no, chunk.attributes, chunk.fids, chunk.wkb_arrow
     positions = np.arange(len(numbers)) + max(chunk.start, 0)
     if src.deleted_records:
@@ -304,6 +307,11 @@ def _normalise_read_polygons(chunk: RawChunk, src: PlanSource, spec: LayerSpec, 
     vertices = np.diff(table.ring_off[table.part_off[table.geom_off]])
     if unreadable.any() or (vertices == 0).any() or not np.abs(table.coords).max() < MAX_ABS_COORD:
         return None
+    if projected:  # the same coordinates the general path gets from shapely.transform
+        moved = _move(table.coords, src.crs.crs)
+        if not np.isfinite(moved).all():
+            return None
+        table = dataclasses.replace(table, coords=moved, ring_excess=kernel().ring_excess(moved, table.ring_off))
     bounds = table.bounds()
     minx, miny, maxx, maxy = config.REGION_BOUNDS
     if not ((bounds[:, 0] >= minx) & (bounds[:, 2] <= maxx) & (bounds[:, 1] >= miny) & (bounds[:, 3] <= maxy)).all():
@@ -314,7 +322,7 @@ def _normalise_read_polygons(chunk: RawChunk, src: PlanSource, spec: LayerSpec, 
             geoms = shapely.from_wkb(packed.filter(pa.array(unsure)).to_numpy(zero_copy_only=False), on_invalid="raise")
         except shapely.errors.GEOSException:  # an unclosed ring, say
             return None
-        if not shapely.is_valid(geoms).all():
+        if not shapely.is_valid(_to_storage(geoms, src.crs.crs) if projected else geoms).all():
             return None
     result.read += len(numbers)
     result.family = spec.geometry

@@ -467,7 +467,7 @@ def test_attribute_json_by_arrow_reads_back_as_pandas_writes_it():
 
 
 @pytest.mark.parametrize("bowtie", [False, True])
-@pytest.mark.parametrize("kind", ["gpkg", "shapefile"])
+@pytest.mark.parametrize("kind", ["gpkg", "shapefile", "shapefile_gk"])
 def test_the_arrow_path_loads_what_the_general_path_loads(store, tmp_path, monkeypatch, kind, bowtie):
     """Polygon chunks read through Arrow skip making geometries when everything is plain (holes,
     multipolygons and clockwise shells included); a bow-tie sends the chunk the general way. Either way
@@ -488,8 +488,8 @@ def test_the_arrow_path_loads_what_the_general_path_loads(store, tmp_path, monke
     if kind == "gpkg":
         path = tmp_path / "lu.gpkg"
         frame.to_file(path, engine="pyogrio")
-    else:
-        path = write_shapefile(frame, tmp_path, "lu")
+    else:  # in CGCS2000 lon/lat, or in the Gauss-Kruger zone (CM 111E) that bureaus deliver
+        path = write_shapefile(frame, tmp_path, "lu", epsg=4546 if kind == "shapefile_gk" else 4490)
     taken = []
     common = ingest._normalise_read_polygons
     monkeypatch.setattr(ingest, "_normalise_read_polygons", lambda *a: taken.append(common(*a)) or taken[-1])
