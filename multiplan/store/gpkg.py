@@ -66,6 +66,9 @@ _VERSION_CACHE: dict[tuple, tuple[FeatureArrays, shapely.STRtree]] = {}
 PATCH_TABLE = "conflict_patches"
 _STAGE = "stage"
 _BBOX = ("_minx", "_maxx", "_miny", "_maxy")
+# Page cache (KiB) of the connection that publishes a load: the rtree's and the table's pages stay in memory
+# while a large version goes in (SQLite's default is 2 MB).
+PUBLISH_CACHE_KIB = 256 * 1024
 
 _META_TABLES = {
     "mp_schema_migrations": """CREATE TABLE mp_schema_migrations (
@@ -545,6 +548,7 @@ class _GpkgLoad(LoadSession):
         cols = [c[0] for c in FEATURE_COLUMNS if c[0] != "version"]
         con = self.store._connect()
         try:
+            con.execute(f"PRAGMA cache_size = -{PUBLISH_CACHE_KIB}")
             con.execute("ATTACH DATABASE ? AS staging", (str(self.stage_path),))
             con.execute("BEGIN IMMEDIATE")  # the write lock serialises concurrent loads
             version = con.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM mp_plan_versions WHERE layer=?",
