@@ -14,7 +14,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
 from multiplan.specs import LAYER_IDS
 
@@ -111,12 +110,9 @@ class LoadMeta:
 EWKB_COLUMN = "geometry_ewkb"
 
 
-def keep_frame(frame: pd.DataFrame) -> gpd.GeoDataFrame:
-    """The default chunk encoder: the chunk as a GeoDataFrame."""
-    if frame.empty:
-        return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=4490))
-    geoms = shapely.from_wkb(np.asarray(frame[EWKB_COLUMN], dtype=object))
-    return gpd.GeoDataFrame(frame.drop(columns=EWKB_COLUMN), geometry=gpd.GeoSeries(geoms, crs=4490))
+def keep_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The default chunk encoder: the store takes the frame as it is."""
+    return frame
 
 
 @dataclass

@@ -20,7 +20,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
+import pyogrio.raw
 import shapely
 
 from multiplan.errors import StorageError
@@ -29,6 +31,7 @@ from multiplan.store.base import (
     APPEND_ONLY,
     CASE_COLUMNS,
     EVENT_COLUMNS,
+    EWKB_COLUMN,
     FEATURE_COLUMNS,
     GEOMETRY_TYPES,
     PATCH_STORE_COLUMNS,
@@ -418,13 +421,37 @@ def _publish(con: sqlite3.Connection, table: str, columns: list[str], constants:
         "WHERE table_name=?", (table,))
 
 
-def _stage(frame: gpd.GeoDataFrame, path: Path, geometry_type: str, append: bool) -> None:
-    """Write rows to a private staging GeoPackage, with their bounds for the rtree."""
-    bounds = shapely.bounds(frame.geometry.values)
-    staged = frame.copy()
+_STAGE_TYPES = {"INTEGER": pa.int32(), "TEXT": pa.large_string(), "REAL": pa.float64()}
+
+
+def stage_table(frame: pd.DataFrame) -> pa.Table | None:
+    """The chunk encoder of a GeoPackage load: the chunk as an Arrow table with ISO WKB and each feature's
+    bounds (for the rtree), which GDAL writes to the staging GeoPackage as it is. Runs in the workers."""
+    if frame.empty:
+        return None
+    geoms = shapely.from_wkb(np.asarray(frame[EWKB_COLUMN], dtype=object))
+    bounds = shapely.bounds(geoms)
+    columns = {name: pa.array(frame[name], type=_STAGE_TYPES[sqlite], from_pandas=True)
+               for name, _, sqlite in FEATURE_COLUMNS[1:]}
     for i, col in enumerate(_BBOX):
-        staged[col] = bounds[:, (0, 2, 1, 3)[i]]
-    pyogrio.write_dataframe(staged, path, layer=_STAGE, driver="GPKG", geometry_type=geometry_type, append=append,
+        columns[col] = pa.array(bounds[:, (0, 2, 1, 3)[i]])
+    columns["geom"] = pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    return pa.table(columns)
+
+
+def _stage(rows: pa.Table | gpd.GeoDataFrame, path: Path, geometry_type: str, append: bool) -> None:
+    """Write rows to a private staging GeoPackage (no spatial index: the rtree is filled on publishing):
+    a load's chunks come as Arrow tables (see :func:`stage_table`), conflict patches as a GeoDataFrame."""
+    if isinstance(rows, gpd.GeoDataFrame):
+        bounds = shapely.bounds(rows.geometry.values)
+        rows = rows.copy()
+        for i, col in enumerate(_BBOX):
+            rows[col] = bounds[:, (0, 2, 1, 3)[i]]
+        pyogrio.write_dataframe(rows, path, layer=_STAGE, driver="GPKG", geometry_type=geometry_type, append=append,
+                                layer_options={"SPATIAL_INDEX": "NO"})
+        return
+    pyogrio.raw.write_arrow(rows, path, layer=_STAGE, driver="GPKG", geometry_name="geom",
+                            geometry_type=geometry_type, crs="EPSG:4490", append=append,
                             layer_options={"SPATIAL_INDEX": "NO"})
 
 
@@ -537,11 +564,13 @@ class _GpkgLoad(LoadSession):
         self.stage_path = Path(self._tmp.name) / "stage.gpkg"
         self.rows = 0
 
-    def write(self, frame: gpd.GeoDataFrame) -> None:
-        if frame.empty:
+    encoder = staticmethod(stage_table)
+
+    def write(self, table: pa.Table | None) -> None:
+        if table is None or table.num_rows == 0:
             return
-        _stage(frame, self.stage_path, self.geometry_type, append=self.rows > 0)
-        self.rows += len(frame)
+        _stage(table, self.stage_path, self.geometry_type, append=self.rows > 0)
+        self.rows += table.num_rows
 
     def commit(self, summary: dict[str, Any]) -> PlanVersion:
         table = feature_table(self.meta.layer)
