@@ -527,16 +527,13 @@ def _process_chunk(chunk: RawChunk, src: PlanSource, spec: LayerSpec, code_field
         frame["area_m2"] = np.nan
         frame["length_m"] = geodesic_length(f.geoms) if spec.geometry == "line" else np.nan
     frame["source_attributes"] = pd.arrays.ArrowExtensionArray(_attrs_json(f.attrs))
-    measures = pd.DataFrame({"code": unified.where(unified.notna(), "").to_numpy(dtype=object),
-                             "area": frame["area_m2"].fillna(0.0), "length": frame["length_m"].fillna(0.0)})
-    for code, row in measures.groupby("code").agg(area=("area", "sum"), length=("length", "sum"),
-                                                  count=("area", "size")).iterrows():
-        result.area[str(code)] = [float(row["area"]), float(row["length"]), int(row["count"])]
-    by_county = pd.DataFrame({k: frame[k].astype(object).where(frame[k].notna(), "") for k in
-                              ("xzqdm", "ydyh_code", "orig_code", "zone_code")}).assign(
-        area=measures["area"], length=measures["length"])
-    for key, row in by_county.groupby(["xzqdm", "ydyh_code", "orig_code", "zone_code"])[["area", "length"]].sum().iterrows():
-        result.county[tuple(str(k) for k in key)] = [float(row["area"]), float(row["length"])]
+    area = frame["area_m2"].fillna(0.0).to_numpy()
+    length = frame["length_m"].fillna(0.0).to_numpy()
+    for (code,), (a, length_sum, count) in _sums_by([frame["ydyh_code"]], area, length).items():
+        result.area[code] = [a, length_sum, count]
+    columns = [frame[k] for k in ("xzqdm", "ydyh_code", "orig_code", "zone_code")]
+    for key, (a, length_sum, _) in _sums_by(columns, area, length).items():
+        result.county[key] = [a, length_sum]
     frame[EWKB_COLUMN] = pd.arrays.ArrowExtensionArray(f.ewkb)
     result.frame = frame
     result.loaded = len(frame)
@@ -548,6 +545,26 @@ class _Spilled:
     """An encoded chunk a worker process left in a file of the load's own temporary folder."""
 
     path: Path
+
+
+def _sums_by(columns: list[pd.Series], area: np.ndarray, length: np.ndarray
+             ) -> dict[tuple[str, ...], tuple[float, float, int]]:
+    """Area, length and count summed per distinct combination of ``columns`` (missing values as "")."""
+    combined = np.zeros(len(area), dtype=np.int64)
+    codes, labels = [], []
+    for column in columns:
+        code, unique = pd.factorize(column, use_na_sentinel=True)
+        codes.append(code + 1)  # 0: missing
+        labels.append(["", *(str(u) for u in unique)])
+        combined = pd.factorize(combined * (len(unique) + 1) + code + 1)[0]  # kept below the row count
+    groups = int(combined.max()) + 1 if len(combined) else 0
+    first = np.zeros(groups, dtype=np.int64)
+    first[combined[::-1]] = np.arange(len(combined))[::-1]  # a row of each group (the last write wins)
+    areas = np.bincount(combined, weights=area, minlength=groups)
+    lengths = np.bincount(combined, weights=length, minlength=groups)
+    counts = np.bincount(combined, minlength=groups)
+    return {tuple(names[code[row]] for names, code in zip(labels, codes, strict=True)): (float(a), float(b), int(n))
+            for row, a, b, n in zip(first.tolist(), areas, lengths, counts, strict=True)}
 
 
 def _check_range(src: PlanSource, spec: LayerSpec, code_field: str, start: int, count: int,

@@ -525,3 +525,22 @@ def test_geopackage_chunks_are_read_by_fid_range_when_fids_run_without_gaps(tmp_
         want = [k for i, k in enumerate(frame["BSM"]) if not (source == gappy and i == 6)]
         assert keys == want and [len(c.feature_no) for c in chunks][:3] == [10, 10, 10]
         assert [n for c in chunks for n in c.feature_no] == list(range(1, len(want) + 1))
+
+
+def test_sums_by_key_columns_agree_with_a_pandas_groupby():
+    from multiplan.ingest import _sums_by
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    columns = [pd.Series(rng.choice(["460100", "460200", None], n), dtype=object),
+               pd.Series(rng.choice(["01", "0101", None, "07|08"], n), dtype=object),
+               pd.Series(rng.choice(["010", "020", None], n), dtype="str"), pd.Series([None] * n, dtype=object)]
+    area, length = rng.random(n), rng.random(n)
+    got = _sums_by(columns, area, length)
+    frame = pd.DataFrame({k: c.astype(object).where(c.notna(), "") for k, c in zip("abcd", columns, strict=True)})
+    grouped = frame.assign(area=area, length=length).groupby(list("abcd"))
+    sums, sizes = grouped[["area", "length"]].sum(), grouped.size()
+    assert set(got) == set(sums.index)
+    for key, (a, b, count) in got.items():
+        assert a == pytest.approx(sums.loc[key, "area"]) and b == pytest.approx(sums.loc[key, "length"])
+        assert count == sizes[key]
