@@ -34,6 +34,9 @@ with open_store(f"{url}?options=-csearch_path%3D{schema},public") as store:
 print(report["counts"]["loaded"], "loaded;", len(report["quality"]["overlaps"]), "overlaps")
 """
 
+# The same start-up and exit with no load: Python, the imports, a connection and a fresh store's set-up.
+MULTIPLAN_FLOOR = MULTIPLAN.split("    report = load_plan")[0] + 'print("no load")\n'
+
 TO_POSTGIS = """
 import sys, geopandas as gpd, sqlalchemy as sa
 url, path = sys.argv[1], sys.argv[2]
@@ -83,6 +86,7 @@ def main() -> None:
                                       str(path), "-nln", "ogr_land_use", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
                                       "-lco", "SPATIAL_INDEX=GIST", "-gt", "65536"]),
                 run_child("geopandas.to_postgis", [py, "-c", TO_POSTGIS, url, str(path)]),
+                run_child("multiplan start-up only", [py, "-c", MULTIPLAN_FLOOR, url, str(path)]),
             ]
             if args.big:
                 big_path = work / "big.gpkg"
@@ -94,6 +98,10 @@ def main() -> None:
         for r in runs:
             n = args.big if r.name.startswith("multiplan,") else args.features
             ratio = f"{r.seconds / base:.2f}x" if not r.name.startswith("multiplan,") else ""
+            if r.name.endswith("start-up only"):  # a floor, not a peer: no features go anywhere
+                print(f"{r.name:<34}{r.seconds:>9.2f}{'':>13}{r.peak_mb:>10,.0f}{ratio:>14}  "
+                      f"{'' if r.ok else 'FAILED: '}{r.note}")
+                continue
             print(f"{r.name:<34}{r.seconds:>9.2f}{n / r.seconds:>13,.0f}{r.peak_mb:>10,.0f}{ratio:>14}  "
                   f"{'' if r.ok else 'FAILED: '}{r.note}")
     finally:
