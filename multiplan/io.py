@@ -443,7 +443,10 @@ def _read_arrow(src: PlanSource, start: int, **kwargs: Any) -> RawChunk | None:
         return None
     fid_name, geom_name = meta["fid_column"] or "OGC_FID", meta["geometry_name"] or "wkb_geometry"
     fids = table.column(fid_name).to_numpy().astype(np.int64)
-    packed = table.column(geom_name).combine_chunks()
+    try:
+        packed = table.column(geom_name).combine_chunks()
+    except pa.ArrowInvalid:  # more than 2 GB of WKB in one chunk: 32-bit offsets cannot hold it
+        return None
     if not _plain_polygons(packed):
         src.arrow_read = False
         return None
