@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,21 +83,28 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def run_child(name: str, argv: list[str], env: dict | None = None) -> Run:
-    """Run ``argv``; return its wall time and the peak of the summed memory of its process tree.
+def run_child(name: str, argv: list[str], env: dict | None = None, note: Callable[[str], str] | None = None) -> Run:
+    """Run ``argv``; return its wall time and the peak of the summed memory of its process tree, and a note:
+    ``note(stdout)``, else the last line of its output.
 
     The peak is sampled every 50 ms (ru_maxrss would not do: Linux carries it across exec from the
-    parent, and it ignores worker processes).
+    parent, and it ignores worker processes). Output goes to files: a pipe left unread would stall the
+    child once it filled.
     """
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss_mb(proc.pid))
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out_file, stderr=err_file, env={**os.environ, **(env or {})})
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss_mb(proc.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read().decode(), err_file.read().decode()
     ok = proc.returncode == 0
+    if ok and note is not None:
+        return Run(name, seconds, peak, ok, note(out)[:200])
     lines = (out if ok else err).strip().splitlines()
     return Run(name, seconds, peak, ok, lines[-1][:200] if lines else "")
 

@@ -2,40 +2,55 @@
 
     .venv/bin/python benchmarks/bench_ingest.py [--features 200000] [--big 2000000]
 
-Peers, each in its own process on the same file and the same server: multiplan (validation, repair,
-classification, areas and coverage QC included), ogr2ogr (GDAL's PostgreSQL driver) and
-geopandas.read_file + to_postgis. Prints features per second and peak memory, and with --big the peak
-memory of multiplan streaming a file of that many features.
+Peers, each in its own process on the same file and the same server: multiplan (the CLI's `load`, with
+validation, repair, classification, areas and coverage QC, into a store initialised beforehand),
+ogr2ogr (GDAL's PostgreSQL driver) and geopandas.read_file + to_postgis. Prints features per second and
+peak memory, and with --big the peak memory of multiplan streaming a file of that many features. A
+one-feature load of the same layer shows what any load costs before its work (start-up and exit).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import postgis, run_child  # noqa: E402
+import pyogrio.raw  # noqa: E402
+from _common import Run, postgis, run_child  # noqa: E402
 
-MULTIPLAN = """
-import sys, uuid, psycopg
-from multiplan.store import open_store
-from multiplan.ingest import LoadOptions, load_plan
-url, path = sys.argv[1], sys.argv[2]
-schema = "b_" + uuid.uuid4().hex[:8]
-with psycopg.connect(url, autocommit=True) as c:
-    c.execute(f"CREATE SCHEMA {schema}")
-with open_store(f"{url}?options=-csearch_path%3D{schema},public") as store:
-    store.init()
-    report = load_plan(store, "land_use", path, LoadOptions(processes=True))
-print(report["counts"]["loaded"], "loaded;", len(report["quality"]["overlaps"]), "overlaps")
-"""
 
-# The same start-up and exit with no load: Python, the imports, a connection and a fresh store's set-up.
-MULTIPLAN_FLOOR = MULTIPLAN.split("    report = load_plan")[0] + 'print("no load")\n'
+def _fresh_store(url: str) -> str:
+    """A store in a schema of its own, initialised (untimed: a bureau sets its store up once)."""
+    import psycopg
+
+    schema = "b_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    store = f"{url}?options=-csearch_path%3D{schema},public"
+    subprocess.run([_cli(), "--store", store, "init"], check=True, capture_output=True)
+    return store
+
+
+def _cli() -> str:
+    return str(Path(sys.executable).with_name("multiplan"))
+
+
+def _loaded(out: str) -> str:
+    report = json.loads(out)
+    return f"{report['counts']['loaded']} loaded; {len(report['quality']['overlaps'])} overlaps"
+
+
+def _load(name: str, url: str, path: Path) -> Run:
+    """multiplan's peer: the CLI's load, as a planner runs it, into a fresh store."""
+    return run_child(name, [_cli(), "--store", _fresh_store(url), "load", "land_use", str(path), "--json"],
+                     note=_loaded)
+
 
 TO_POSTGIS = """
 import sys, geopandas as gpd, sqlalchemy as sa
@@ -74,6 +89,10 @@ def main() -> None:
     try:
         path = work / "land_use.gpkg"
         print(_generate(args.features, path, 42) + f", file {path.stat().st_size / 1e6:.0f} MB")
+        one_path = work / "one.gpkg"  # the same layer's first feature: what any load costs before its work
+        meta, fids, geometry, values = pyogrio.raw.read(path, max_features=1, return_fids=True)
+        pyogrio.raw.write(one_path, geometry, values, fields=meta["fields"], layer="land_use", driver="GPKG",
+                          geometry_type="Polygon", crs=meta["crs"])
         py = sys.executable
         with postgis(args.pg_url) as url:
             pg = url.replace("postgresql://", "").split("@")
@@ -81,24 +100,24 @@ def main() -> None:
             hostport, db = rest.split("/")
             host, port = hostport.split(":")
             runs = [
-                run_child("multiplan", [py, "-c", MULTIPLAN, url, str(path)]),
+                _load("multiplan", url, path),
                 run_child("ogr2ogr", ["ogr2ogr", "-f", "PostgreSQL", f"PG:host={host} port={port} user={user} dbname={db}",
                                       str(path), "-nln", "ogr_land_use", "-overwrite", "-lco", "GEOMETRY_NAME=geom",
                                       "-lco", "SPATIAL_INDEX=GIST", "-gt", "65536"]),
                 run_child("geopandas.to_postgis", [py, "-c", TO_POSTGIS, url, str(path)]),
-                run_child("multiplan start-up only", [py, "-c", MULTIPLAN_FLOOR, url, str(path)]),
+                _load("multiplan, one feature (start-up)", url, one_path),
             ]
             if args.big:
                 big_path = work / "big.gpkg"
                 print(_generate(args.big, big_path, 7))
-                runs.append(run_child(f"multiplan, {args.big:,} features", [py, "-c", MULTIPLAN, url, str(big_path)]))
+                runs.append(_load(f"multiplan, {args.big:,} features", url, big_path))
         base = runs[0].seconds
         print(f"\n{'method':<34}{'seconds':>9}{'features/s':>13}{'peak MB':>10}{'vs multiplan':>14}  note")
         # peak MB: the largest total resident memory of the peer's process tree (workers included)
         for r in runs:
             n = args.big if r.name.startswith("multiplan,") else args.features
             ratio = f"{r.seconds / base:.2f}x" if not r.name.startswith("multiplan,") else ""
-            if r.name.endswith("start-up only"):  # a floor, not a peer: no features go anywhere
+            if r.name.endswith("(start-up)"):  # a floor, not a peer
                 print(f"{r.name:<34}{r.seconds:>9.2f}{'':>13}{r.peak_mb:>10,.0f}{ratio:>14}  "
                       f"{'' if r.ok else 'FAILED: '}{r.note}")
                 continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 
@@ -48,6 +50,10 @@ def cli(ctx: click.Context, store: str | None, lang: str) -> None:
 def main() -> None:
     from multiplan.cli import demo, detect, plans, sites, specs, web  # noqa: F401  (registers the commands)
 
+    # When the command is done, nothing is left to collect: frozen, the millions of objects of a load are
+    # spared the interpreter's last garbage collections (0.15-0.3 s of every exit). Registered first, it
+    # runs after every other exit handler.
+    atexit.register(gc.freeze)
     cli(prog_name="multiplan")
 
 
