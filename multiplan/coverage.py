@@ -21,14 +21,21 @@ from multiplan.crs import RingTable, ellipsoidal_area, wkb_ring_table
 SNAP_DEG = 1e-9
 
 
-def _segments(table: RingTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Key, start and end of every boundary segment, walked in the OGC orientation
-    (segments that snap to a point are left out)."""
+def _keyed(table: RingTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Key, first vertex (as stored) and ring of every boundary segment, and which rings are walked
+    backwards to take the OGC orientation. A key hashes the undirected segment's end points (snapped to
+    ``SNAP_DEG``); its low bit is the direction. A hash collision could only hide a finding, never invent
+    one. Segments that snap to a point are left out."""
     from multiplan.convexclip import kernel  # its module imports this package's crs
 
     reverse = table.misoriented_rings()
     keys, vertex = kernel().segment_keys(table.coords, table.ring_off, reverse, SNAP_DEG)
-    ring = table.coord_ring[vertex]
+    return keys, vertex, table.coord_ring[vertex], reverse
+
+
+def _segments(table: RingTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Key, start and end of every boundary segment, walked in the OGC orientation."""
+    keys, vertex, ring, reverse = _keyed(table)
     forward = ~reverse[ring][:, None]
     start = np.where(forward, table.coords[vertex], table.coords[vertex + 1])
     end = np.where(forward, table.coords[vertex + 1], table.coords[vertex])
@@ -36,14 +43,9 @@ def _segments(table: RingTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def segment_keys(table: RingTable, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of every boundary segment, as if rings had the OGC orientation, and the owning feature's
-    position. A key hashes the undirected segment's end points (snapped to ``SNAP_DEG``); its low bit is
-    the direction. A hash collision could only hide a finding, never invent one."""
-    from multiplan.convexclip import kernel
-
-    keys, vertex = kernel().segment_keys(table.coords, table.ring_off, table.misoriented_rings(), SNAP_DEG)
-    owner = table.part_geom[table.ring_part[table.coord_ring[vertex]]]
-    return keys, positions[owner].astype(np.int32)
+    """Keys of every boundary segment (see :func:`_keyed`) and the owning feature's position."""
+    keys, _, ring, _ = _keyed(table)
+    return keys, positions[table.part_geom[table.ring_part[ring]]].astype(np.int32)
 
 
 def unmatched_keys(key_chunks: list[np.ndarray]) -> np.ndarray:

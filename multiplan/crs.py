@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -232,14 +233,17 @@ def flat_wkb(wkb: np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), off
 
 
-def wkb_ring_table(wkb: np.ndarray | pa.Array) -> tuple[RingTable, np.ndarray]:
+def wkb_ring_table(wkb: np.ndarray | pa.Array, move: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> tuple[RingTable, np.ndarray]:
     """The :class:`RingTable` of polygons and multipolygons given as WKB, read by the compiled kernel
     without making geometries; and a mask of the items it could not read (not polygonal, or malformed),
-    which have no rings."""
+    which have no rings. ``move`` takes the coordinates as read to lon/lat, before they are measured."""
     from multiplan.convexclip import kernel  # the kernel's module needs this one
 
     k = kernel()
     coords, ring_off, part_off, geom_off, status = k.wkb_polygons(*flat_wkb(wkb))
+    if move is not None:
+        coords = np.ascontiguousarray(move(coords))
     ring_part = _repeat_index(part_off)
     is_shell = np.zeros(len(ring_off) - 1, dtype=bool)
     is_shell[part_off[:-1][np.diff(part_off) > 0]] = True

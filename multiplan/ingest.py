@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -217,9 +216,20 @@ def _check_declared_type(src: PlanSource, spec: LayerSpec) -> None:
                          expected=spec.geometry, features=f"#1–#{src.feature_count}")
 
 
+def _sane(coords: np.ndarray) -> bool:
+    """Whether every coordinate is finite and of a sane magnitude (one pass: NaN compares false)."""
+    return bool(np.abs(coords).max(initial=0.0) < MAX_ABS_COORD)
+
+
+def _outside_region(bounds: np.ndarray) -> np.ndarray:
+    """Which boxes (minx, miny, maxx, maxy) are not wholly inside the region (NaN boxes are outside)."""
+    minx, miny, maxx, maxy = config.REGION_BOUNDS
+    with np.errstate(invalid="ignore"):
+        return ~((bounds[:, 0] >= minx) & (bounds[:, 2] <= maxx) & (bounds[:, 1] >= miny) & (bounds[:, 3] <= maxy))
+
+
 def _check_coordinates(geoms: np.ndarray, numbers: np.ndarray, src: PlanSource) -> None:
-    largest = np.abs(shapely.get_coordinates(geoms)).max(initial=0.0)
-    if largest < MAX_ABS_COORD:  # NaN compares false
+    if _sane(shapely.get_coordinates(geoms)):
         return
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     bad = ~np.all(np.isfinite(coords) & (np.abs(coords) < MAX_ABS_COORD), axis=1)
@@ -228,9 +238,7 @@ def _check_coordinates(geoms: np.ndarray, numbers: np.ndarray, src: PlanSource) 
 
 
 def _check_region(bounds: np.ndarray, numbers: np.ndarray, src: PlanSource) -> None:
-    minx, miny, maxx, maxy = config.REGION_BOUNDS
-    with np.errstate(invalid="ignore"):
-        outside = ~((bounds[:, 0] >= minx) & (bounds[:, 2] <= maxx) & (bounds[:, 1] >= miny) & (bounds[:, 3] <= maxy))
+    outside = _outside_region(bounds)
     if outside.any():
         assert src.crs is not None
         raise InputError("out_of_region", file=src.name, features=_numbers(numbers[outside]), crs=src.crs.label)
@@ -303,18 +311,15 @@ def _normalise_read_polygons(chunk: RawChunk, src: PlanSource, spec: LayerSpec, 
         packed = packed.filter(pa.array(live))
     if len(numbers) == 0 or packed.null_count:
         return None
-    table, unreadable = wkb_ring_table(packed)
+    def to_storage(coords: np.ndarray) -> np.ndarray:  # as shapely.transform moves them; absurd ones to NaN
+        return _move(coords, src.crs.crs) if _sane(coords) else np.full_like(coords, np.nan)
+
+    table, unreadable = wkb_ring_table(packed, to_storage if projected else None)
     vertices = np.diff(table.ring_off[table.part_off[table.geom_off]])
-    if unreadable.any() or (vertices == 0).any() or not np.abs(table.coords).max() < MAX_ABS_COORD:
+    if unreadable.any() or (vertices == 0).any() or not _sane(table.coords):
         return None
-    if projected:  # the same coordinates the general path gets from shapely.transform
-        moved = _move(table.coords, src.crs.crs)
-        if not np.isfinite(moved).all():
-            return None
-        table = dataclasses.replace(table, coords=moved, ring_excess=kernel().ring_excess(moved, table.ring_off))
     bounds = table.bounds()
-    minx, miny, maxx, maxy = config.REGION_BOUNDS
-    if not ((bounds[:, 0] >= minx) & (bounds[:, 2] <= maxx) & (bounds[:, 1] >= miny) & (bounds[:, 3] <= maxy)).all():
+    if _outside_region(bounds).any():
         return None
     unsure = ~kernel().certainly_valid(table.coords, table.ring_off, table.part_off, table.geom_off)
     if unsure.any():

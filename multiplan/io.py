@@ -482,12 +482,13 @@ def read_chunk(src: PlanSource, start: int, count: int, lazy: bool = False) -> R
     Read order skips the records a .dbf flags deleted, so it can end before ``src.feature_count``.
     ``lazy``: a chunk read through Arrow comes without geometries (see :meth:`RawChunk.decode`).
     """
-    fast = _read_arrow(src, start, **_chunk_filter(src, start, count))
+    which = _chunk_filter(src, start, count)
+    fast = _read_arrow(src, start, **which)
     if fast is not None:
         if not lazy:
             fast.decode()
         return fast
-    meta, fids, wkb, values = _read(src, **_chunk_filter(src, start, count))
+    meta, fids, wkb, values = _read(src, **which)
     if len(wkb) == 0:
         return None
     numbers = _feature_numbers(src, fids, np.arange(start, start + len(wkb)))

@@ -430,23 +430,24 @@ def stage_table(frame: pd.DataFrame) -> pa.Table | None:
     if frame.empty:
         return None
     geoms = shapely.from_wkb(np.asarray(frame[EWKB_COLUMN], dtype=object))
-    bounds = shapely.bounds(geoms)
     columns = {name: pa.array(frame[name], type=_STAGE_TYPES[sqlite], from_pandas=True)
                for name, _, sqlite in FEATURE_COLUMNS[1:]}
-    for i, col in enumerate(_BBOX):
-        columns[col] = pa.array(bounds[:, (0, 2, 1, 3)[i]])
+    columns.update(_bbox_columns(geoms))
     columns["geom"] = pa.array(shapely.to_wkb(geoms), type=pa.binary())
     return pa.table(columns)
+
+
+def _bbox_columns(geoms: np.ndarray) -> dict[str, np.ndarray]:
+    """The staged bounds columns (_BBOX) of ``geoms``."""
+    bounds = shapely.bounds(geoms)
+    return {col: bounds[:, i] for col, i in zip(_BBOX, (0, 2, 1, 3), strict=True)}
 
 
 def _stage(rows: pa.Table | gpd.GeoDataFrame, path: Path, geometry_type: str, append: bool) -> None:
     """Write rows to a private staging GeoPackage (no spatial index: the rtree is filled on publishing):
     a load's chunks come as Arrow tables (see :func:`stage_table`), conflict patches as a GeoDataFrame."""
     if isinstance(rows, gpd.GeoDataFrame):
-        bounds = shapely.bounds(rows.geometry.values)
-        rows = rows.copy()
-        for i, col in enumerate(_BBOX):
-            rows[col] = bounds[:, (0, 2, 1, 3)[i]]
+        rows = rows.assign(**_bbox_columns(rows.geometry.values))
         pyogrio.write_dataframe(rows, path, layer=_STAGE, driver="GPKG", geometry_type=geometry_type, append=append,
                                 layer_options={"SPATIAL_INDEX": "NO"})
         return
